@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install zoo-bench into it.
+# torch: a torch already importable is kept; otherwise the CPU build that lies on our
+# machines (torch==2.13.*) is taken, so no multi-GB CUDA wheel is pulled. Users elsewhere
+# install whatever torch they like first; pyproject.toml only asks for torch>=2.2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+VPY=.venv/bin/python
+if ! "$VPY" -c "import torch" 2>/dev/null; then
+    "$VPY" -m pip install -q 'torch==2.13.*'
+fi
+"$VPY" -m pip install -q -e ".[test]"

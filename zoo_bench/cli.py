@@ -1,0 +1,18 @@
+"""The `zoo-bench` command line: one click group, each area's commands added from its module."""
+
+from __future__ import annotations
+
+import click
+
+from zoo_bench import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="zoo-bench")
+def main() -> None:
+    """zoo-bench: predict neural network properties from weights, on standard zoos and tasks."""
+
+
+@main.group()
+def zoo() -> None:
+    """Get, make and inspect model zoos."""

@@ -1,0 +1,403 @@
+"""The canonical zoo format: one folder holding a JSON manifest, a Parquet table and raw weights.
+
+Layout of a zoo folder:
+    manifest.json     name, format version, source, architectures, datasets, sizes and sha256s
+    networks.parquet  one row per checkpoint (ids, architecture, dataset, epoch, hp_* columns,
+                      properties, weight_offset / n_params into the weight file, nonfinite flag)
+    weights.f32       every network's flat vector (see `zoo_bench.arch`), little-endian float32,
+                      back to back; opened as a memory map so nothing is read until asked for
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zoo_bench.arch import Architecture, ZooNetwork
+from zoo_bench.errors import ZooFormatError
+
+FORMAT_NAME = "zoo-bench-zoo"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TABLE = "networks.parquet"
+WEIGHTS = "weights.f32"
+DTYPE = np.dtype("<f4")
+PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
+REQUIRED_COLUMNS = (
+    "network_id", "run_id", "architecture", "dataset", "epoch",
+    "weight_offset", "n_params", "nonfinite", "hp_activation",
+)
+HASH_BLOCK = 1 << 22
+
+
+def sha256_file(path: Path, block: int = HASH_BLOCK) -> str:
+    """Hex sha256 of a file, read in blocks so memory stays flat."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Zoo:
+    """A model zoo opened from its folder: table in memory, weights memory-mapped.
+
+    Every accessor takes positions into `zoo.table` (0..len-1); `network_id` is the stable id
+    that split files record. `subset` gives a view over some rows that shares the weight map.
+    """
+
+    def __init__(self, path: Path, manifest: dict, table: pd.DataFrame, weights: np.ndarray):
+        self.path = path
+        self.manifest = manifest
+        self.table = table
+        self._weights = weights
+        self.architectures = {
+            name: Architecture.from_dict(name, spec)
+            for name, spec in manifest["architectures"].items()
+        }
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, verify: bool = False) -> Zoo:
+        """Open a zoo folder; cheap checks always, full sha256 / shape / NaN checks if `verify`."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ZooFormatError(
+                f"{path} is not a zoo folder; make one with `zoo-bench zoo generate`, "
+                "`zoo-bench zoo import` or `zoo-bench zoo download`"
+            )
+        manifest = _read_manifest(path)
+        _check_files(path, manifest)
+        if manifest["files"][TABLE] != sha256_file(path / TABLE):
+            raise ZooFormatError(
+                f"{path / TABLE}: sha256 differs from the manifest; the table was changed or "
+                "damaged: re-create the zoo"
+            )
+        table = pd.read_parquet(path / TABLE)
+        n_weights = int(manifest["n_weights"])
+        weights = (
+            np.memmap(path / WEIGHTS, dtype=DTYPE, mode="r", shape=(n_weights,))
+            if n_weights
+            else np.zeros(0, DTYPE)
+        )
+        zoo = cls(path, manifest, table, weights)
+        zoo._check_table()
+        if verify:
+            zoo.verify()
+        return zoo
+
+    # --- basic facts ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"Zoo({self.name!r}, {len(self)} networks, archs={sorted(self.architectures)})"
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def manifest_sha256(self) -> str:
+        """Hash of the manifest file: identifies the zoo's content (it holds every file hash)."""
+        return sha256_file(self.path / MANIFEST)
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.manifest["datasets"])
+
+    # --- selection -----------------------------------------------------------------------
+    def query(self, expr: str) -> np.ndarray:
+        """Positions of the rows matching a pandas query, e.g. ``"epoch == 86 and not nonfinite"``."""
+        return np.flatnonzero(self.table.eval(expr).to_numpy())
+
+    def subset(self, positions: Sequence[int] | np.ndarray | str) -> Zoo:
+        """A view of some rows (positions or a query); weights stay shared and mapped."""
+        if isinstance(positions, str):
+            positions = self.query(positions)
+        table = self.table.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
+        return Zoo(self.path, self.manifest, table, self._weights)
+
+    def arch_groups(self, positions: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Positions grouped by architecture name, keeping their order."""
+        pos = np.arange(len(self)) if positions is None else np.asarray(positions, dtype=np.int64)
+        archs = self.table["architecture"].to_numpy()[pos]
+        return {a: pos[archs == a] for a in dict.fromkeys(archs)}
+
+    def architecture_of(self, i: int) -> Architecture:
+        return self.architectures[self.table["architecture"].iat[int(i)]]
+
+    # --- weights -------------------------------------------------------------------------
+    def flat(self, i: int) -> np.ndarray:
+        """Network i's flat weight vector (a read-only view into the map)."""
+        off, n = int(self.table["weight_offset"].iat[int(i)]), int(self.table["n_params"].iat[int(i)])
+        return self._weights[off : off + n]
+
+    def flat_batch(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Flat vectors of networks sharing one architecture, stacked as (B, P) float32."""
+        pos = np.asarray(positions, dtype=np.int64)
+        archs = self.table["architecture"].to_numpy()[pos]
+        if len(set(archs)) > 1:
+            raise ValueError(
+                f"flat_batch needs one architecture, got {sorted(set(archs))}; "
+                "group first with zoo.arch_groups(positions)"
+            )
+        offs = self.table["weight_offset"].to_numpy()[pos]
+        n = int(self.table["n_params"].iat[int(pos[0])]) if len(pos) else 0
+        idx = offs[:, None] + np.arange(n)[None, :]
+        return np.asarray(self._weights[idx], dtype=np.float32)
+
+    def params(self, positions: Sequence[int] | np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (weight, bias) tensors in PyTorch layout with a leading batch dimension."""
+        pos = np.asarray(positions, dtype=np.int64)
+        flat = torch.from_numpy(self.flat_batch(pos))
+        return self.architecture_of(int(pos[0])).unflatten(flat)
+
+    def module(self, i: int) -> ZooNetwork:
+        """A runnable `torch.nn.Module` holding network i's weights."""
+        return ZooNetwork(
+            self.architecture_of(i), self.flat(i), str(self.table["hp_activation"].iat[int(i)])
+        )
+
+    def targets(self, prop: str, positions: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Values of one property column as float64."""
+        if prop not in self.table.columns:
+            raise KeyError(f"zoo {self.name} has no property {prop!r}; it has {self.properties}")
+        col = self.table[prop].to_numpy(dtype=np.float64)
+        return col if positions is None else col[np.asarray(positions, dtype=np.int64)]
+
+    @property
+    def properties(self) -> list[str]:
+        return [p for p in PROPERTIES if p in self.table.columns]
+
+    @property
+    def hyperparameters(self) -> list[str]:
+        return [c for c in self.table.columns if c.startswith("hp_")]
+
+    # --- validation ----------------------------------------------------------------------
+    def _check_table(self) -> None:
+        missing = [c for c in REQUIRED_COLUMNS if c not in self.table.columns]
+        if missing:
+            raise ZooFormatError(f"{self.path / TABLE}: missing columns {missing}")
+        if len(self.table) != int(self.manifest["n_networks"]):
+            raise ZooFormatError(
+                f"{self.path / TABLE}: {len(self.table)} rows, manifest says "
+                f"{self.manifest['n_networks']}"
+            )
+        unknown = set(self.table["architecture"]) - set(self.architectures)
+        if unknown:
+            raise ZooFormatError(f"{self.path / TABLE}: architectures {sorted(unknown)} not in manifest")
+        want = self.table["architecture"].map({k: a.n_params for k, a in self.architectures.items()})
+        bad = self.table.index[want.to_numpy() != self.table["n_params"].to_numpy()]
+        if len(bad):
+            i = int(bad[0])
+            raise ZooFormatError(
+                f"{self.path / TABLE}: network {self.table['network_id'].iat[i]} has "
+                f"{self.table['n_params'].iat[i]} weights but architecture "
+                f"{self.table['architecture'].iat[i]} needs {int(want.iat[i])}"
+            )
+        ends = self.table["weight_offset"].to_numpy() + self.table["n_params"].to_numpy()
+        if len(ends) and int(ends.max()) > len(self._weights):
+            raise ZooFormatError(
+                f"{self.path / WEIGHTS} is too short for the table (truncated?): re-create the zoo"
+            )
+
+    def verify(self, progress: Any = None) -> None:
+        """Full check: every file's sha256 and the nonfinite flags against the weights."""
+        for rel, digest in self.manifest["files"].items():
+            if sha256_file(self.path / rel) != digest:
+                raise ZooFormatError(
+                    f"{self.path / rel}: sha256 differs from the manifest (damaged or edited); "
+                    "re-create or re-download the zoo"
+                )
+        flags = self.table["nonfinite"].to_numpy()
+        for i in range(len(self)):
+            if bool(flags[i]) == bool(np.isfinite(self.flat(i)).all()):
+                raise ZooFormatError(
+                    f"network {self.table['network_id'].iat[i]}: nonfinite flag disagrees with its "
+                    "weights; re-create the zoo"
+                )
+            if progress is not None:
+                progress(i)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, architectures, datasets and property statistics, for `zoo-bench zoo info`."""
+        t = self.table
+        props = {
+            p: t[p].describe()[["mean", "std", "min", "50%", "max"]].to_dict() for p in self.properties
+        }
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "networks": len(t),
+            "runs": int(t["run_id"].nunique()),
+            "nonfinite": int(t["nonfinite"].sum()),
+            "epochs": sorted(int(e) for e in t["epoch"].unique()),
+            "datasets": t["dataset"].value_counts().to_dict(),
+            "architectures": {
+                a: {"count": int((t["architecture"] == a).sum()), "params": arch.n_params}
+                for a, arch in self.architectures.items()
+            },
+            "properties": props,
+            "bytes": sum((self.path / f).stat().st_size for f in (MANIFEST, TABLE, WEIGHTS)),
+        }
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise ZooFormatError(f"{path} has no {MANIFEST}: not a zoo folder (or an unfinished one)") from None
+    except json.JSONDecodeError as e:
+        raise ZooFormatError(f"{path / MANIFEST} is not valid JSON ({e}); re-create the zoo") from None
+    if manifest.get("format") != FORMAT_NAME:
+        raise ZooFormatError(f"{path / MANIFEST}: not a zoo-bench manifest (format={manifest.get('format')!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ZooFormatError(
+            f"{path / MANIFEST}: format version {manifest.get('format_version')!r} is not supported "
+            f"(this zoo-bench reads version {FORMAT_VERSION}); upgrade zoo-bench or re-create the zoo"
+        )
+    return manifest
+
+
+def _check_files(path: Path, manifest: dict) -> None:
+    listed = set(manifest["files"]) | {MANIFEST}
+    present = {p.name for p in path.iterdir()}
+    missing, extra = sorted(listed - present), sorted(present - listed)
+    if missing:
+        raise ZooFormatError(f"{path}: missing files {missing}; re-create or re-download the zoo")
+    if extra:
+        raise ZooFormatError(f"{path}: unexpected files {extra}; remove them or re-create the zoo")
+    for rel, size in manifest["sizes"].items():
+        actual = (path / rel).stat().st_size
+        if actual != size:
+            raise ZooFormatError(
+                f"{path / rel} has {actual} bytes, the manifest says {size} (truncated?); "
+                "re-create or re-download the zoo"
+            )
+
+
+class ZooWriter:
+    """Streams networks into a new zoo folder; the folder appears only when `close` succeeds.
+
+    Weights go straight to disk (hashed on the way), so writing a zoo never holds it in memory.
+    Used as a context manager, an exception discards the unfinished folder.
+    """
+
+    def __init__(
+        self,
+        out: str | os.PathLike,
+        name: str,
+        architectures: Iterable[Architecture],
+        source: Mapping[str, Any],
+        overwrite: bool = False,
+    ):
+        self.out = Path(out)
+        if self.out.exists() and not overwrite:
+            raise FileExistsError(f"{self.out} exists; pass overwrite=True (--overwrite) to replace it")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        self.name = name
+        self.source = dict(source)
+        self.architectures = {a.name: a for a in architectures}
+        self._f = open(self.tmp / WEIGHTS, "wb")
+        self._hash = hashlib.sha256()
+        self._offset = 0
+        self._rows: list[dict[str, Any]] = []
+
+    def add(self, arch: str, flat: np.ndarray, **row: Any) -> None:
+        """Append one network: its architecture name, flat vector, and table row values."""
+        self.add_many(arch, np.asarray(flat)[None, :], [row])
+
+    def add_many(self, arch: str, flats: np.ndarray, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append networks of one architecture: flats (B, P) and one row dict per network."""
+        a = self.architectures.get(arch)
+        if a is None:
+            raise ZooFormatError(f"architecture {arch!r} is not declared for zoo {self.name}")
+        flats = np.ascontiguousarray(flats, dtype=DTYPE)
+        if flats.ndim != 2 or flats.shape[1] != a.n_params or len(rows) != len(flats):
+            raise ZooFormatError(
+                f"{arch} needs (B, {a.n_params}) weights and B rows, got {flats.shape} and {len(rows)} rows"
+            )
+        data = flats.tobytes()
+        self._f.write(data)
+        self._hash.update(data)
+        finite = np.isfinite(flats).all(axis=1)
+        for k, row in enumerate(rows):
+            self._rows.append(
+                {
+                    **row,
+                    "network_id": len(self._rows),
+                    "architecture": arch,
+                    "weight_offset": self._offset,
+                    "n_params": a.n_params,
+                    "nonfinite": not bool(finite[k]),
+                }
+            )
+            self._offset += a.n_params
+
+    def close(self) -> Path:
+        """Write table and manifest, then move the finished folder into place."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        table = pd.DataFrame(self._rows)
+        if {"train_accuracy", "test_accuracy"} <= set(table.columns):
+            table["generalization_gap"] = table["train_accuracy"] - table["test_accuracy"]
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+        if self._rows and missing:
+            raise ZooFormatError(f"zoo {self.name}: rows lack required columns {missing}")
+        front = [c for c in REQUIRED_COLUMNS if c in table.columns]
+        table = table[front + [c for c in table.columns if c not in front]]
+        table.to_parquet(self.tmp / TABLE, index=False)
+        datasets = sorted(table["dataset"].unique().tolist()) if len(table) else []
+        used = set(table["architecture"]) if len(table) else set()
+        manifest = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "source": self.source,
+            "architectures": {
+                n: a.to_dict() for n, a in sorted(self.architectures.items()) if n in used
+            },
+            "datasets": datasets,
+            "n_networks": len(table),
+            "n_weights": self._offset,
+            "files": {TABLE: sha256_file(self.tmp / TABLE), WEIGHTS: self._hash.hexdigest()},
+            "sizes": {TABLE: (self.tmp / TABLE).stat().st_size, WEIGHTS: self._offset * DTYPE.itemsize},
+        }
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+        return self.out
+
+    def abort(self) -> None:
+        """Drop the unfinished folder."""
+        if not self._f.closed:
+            self._f.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> ZooWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
