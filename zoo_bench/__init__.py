@@ -1,7 +1,8 @@
 """zoo-bench: benchmark suite and leaderboard harness for predicting network properties from weights."""
 
 from zoo_bench.arch import Architecture, LayerSpec
+from zoo_bench.evaluator import Evaluator
 from zoo_bench.store import Zoo, ZooWriter
 
 __version__ = "0.1.0"
-__all__ = ["Architecture", "LayerSpec", "Zoo", "ZooWriter", "__version__"]
+__all__ = ["Architecture", "Evaluator", "LayerSpec", "Zoo", "ZooWriter", "__version__"]
