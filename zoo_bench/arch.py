@@ -96,7 +96,7 @@ class Architecture:
     family: str = field(default="")
 
     def __post_init__(self) -> None:
-        for a, b in zip(self.layers, self.layers[1:]):
+        for a, b in zip(self.layers, self.layers[1:], strict=False):
             if a.kind == "conv2d" and b.kind == "conv2d" and a.fan_out != b.fan_in:
                 raise ZooFormatError(f"{self.name}: conv {a.weight_shape} feeds {b.weight_shape}")
             if a.kind == "linear" and b.kind == "linear" and a.fan_out != b.fan_in:
@@ -133,13 +133,13 @@ class Architecture:
                 t[..., s:w].reshape(*lead, *layer.weight_shape),
                 t[..., w:e].reshape(*lead, *layer.bias_shape),
             )
-            for layer, (s, w, e) in zip(self.layers, self.offsets())
+            for layer, (s, w, e) in zip(self.layers, self.offsets(), strict=True)
         ]
 
     def flatten(self, params: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
         """Inverse of `unflatten` (batched or not)."""
         parts = []
-        for (w, b), layer in zip(params, self.layers):
+        for (w, b), layer in zip(params, self.layers, strict=True):
             lead = w.shape[: w.dim() - len(layer.weight_shape)]
             parts += [w.reshape(*lead, -1), b.reshape(*lead, -1)]
         return torch.cat(parts, dim=-1)
@@ -182,7 +182,7 @@ def functional_forward(
     """
     act = ACTIVATIONS[activation]
     last = len(arch.layers) - 1
-    for i, (layer, (w, b)) in enumerate(zip(arch.layers, params)):
+    for i, (layer, (w, b)) in enumerate(zip(arch.layers, params, strict=True)):
         if layer.kind == "conv2d":
             x = F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
         else:
@@ -219,7 +219,7 @@ class ZooNetwork(nn.Module):
             self.biases.append(nn.Parameter(b.clone()))
 
     def params(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return list(zip(self.weights, self.biases))
+        return list(zip(self.weights, self.biases, strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return functional_forward(self.arch, self.params(), x, self.activation)

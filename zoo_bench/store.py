@@ -117,7 +117,7 @@ class Zoo:
 
     # --- selection -----------------------------------------------------------------------
     def query(self, expr: str) -> np.ndarray:
-        """Positions of the rows matching a pandas query, e.g. ``"epoch == 86 and not nonfinite"``."""
+        """Positions of rows matching a pandas query, e.g. ``"epoch == 86 and not nonfinite"``."""
         return np.flatnonzero(self.table.eval(expr).to_numpy())
 
     def subset(self, positions: Sequence[int] | np.ndarray | str) -> Zoo:
@@ -127,7 +127,9 @@ class Zoo:
         table = self.table.iloc[np.asarray(positions, dtype=np.int64)].reset_index(drop=True)
         return Zoo(self.path, self.manifest, table, self._weights)
 
-    def arch_groups(self, positions: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def arch_groups(
+        self, positions: Sequence[int] | np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """Positions grouped by architecture name, keeping their order."""
         pos = np.arange(len(self)) if positions is None else np.asarray(positions, dtype=np.int64)
         archs = self.table["architecture"].to_numpy()[pos]
@@ -139,7 +141,8 @@ class Zoo:
     # --- weights -------------------------------------------------------------------------
     def flat(self, i: int) -> np.ndarray:
         """Network i's flat weight vector (a read-only view into the map)."""
-        off, n = int(self.table["weight_offset"].iat[int(i)]), int(self.table["n_params"].iat[int(i)])
+        off = int(self.table["weight_offset"].iat[int(i)])
+        n = int(self.table["n_params"].iat[int(i)])
         return self._weights[off : off + n]
 
     def flat_batch(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -153,10 +156,17 @@ class Zoo:
             )
         offs = self.table["weight_offset"].to_numpy()[pos]
         n = int(self.table["n_params"].iat[int(pos[0])]) if len(pos) else 0
-        idx = offs[:, None] + np.arange(n)[None, :]
-        return np.asarray(self._weights[idx], dtype=np.float32)
+        out = np.empty((len(pos), n), dtype=np.float32)
+        if len(pos) and np.array_equal(offs, offs[0] + n * np.arange(len(pos))):
+            out[:] = self._weights[offs[0] : offs[0] + n * len(pos)].reshape(len(pos), n)
+            return out
+        for k, off in enumerate(offs.tolist()):
+            out[k] = self._weights[off : off + n]
+        return out
 
-    def params(self, positions: Sequence[int] | np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def params(
+        self, positions: Sequence[int] | np.ndarray
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer (weight, bias) tensors in PyTorch layout with a leading batch dimension."""
         pos = np.asarray(positions, dtype=np.int64)
         flat = torch.from_numpy(self.flat_batch(pos))
@@ -195,8 +205,11 @@ class Zoo:
             )
         unknown = set(self.table["architecture"]) - set(self.architectures)
         if unknown:
-            raise ZooFormatError(f"{self.path / TABLE}: architectures {sorted(unknown)} not in manifest")
-        want = self.table["architecture"].map({k: a.n_params for k, a in self.architectures.items()})
+            raise ZooFormatError(
+                f"{self.path / TABLE}: architectures {sorted(unknown)} not in manifest"
+            )
+        sizes = {k: a.n_params for k, a in self.architectures.items()}
+        want = self.table["architecture"].map(sizes)
         bad = self.table.index[want.to_numpy() != self.table["n_params"].to_numpy()]
         if len(bad):
             i = int(bad[0])
@@ -211,30 +224,39 @@ class Zoo:
                 f"{self.path / WEIGHTS} is too short for the table (truncated?): re-create the zoo"
             )
 
-    def verify(self, progress: Any = None) -> None:
-        """Full check: every file's sha256 and the nonfinite flags against the weights."""
+    def verify(self, progress: Any = None, chunk: int = 4096) -> None:
+        """Full check: every file's sha256 and the nonfinite flags against the weights.
+
+        `progress(n)`, if given, is called with the number of networks checked so far.
+        """
         for rel, digest in self.manifest["files"].items():
             if sha256_file(self.path / rel) != digest:
                 raise ZooFormatError(
                     f"{self.path / rel}: sha256 differs from the manifest (damaged or edited); "
                     "re-create or re-download the zoo"
                 )
-        flags = self.table["nonfinite"].to_numpy()
-        for i in range(len(self)):
-            if bool(flags[i]) == bool(np.isfinite(self.flat(i)).all()):
-                raise ZooFormatError(
-                    f"network {self.table['network_id'].iat[i]}: nonfinite flag disagrees with its "
-                    "weights; re-create the zoo"
-                )
-            if progress is not None:
-                progress(i)
+        flags = self.table["nonfinite"].to_numpy(dtype=bool)
+        done = 0
+        for group in self.arch_groups().values():
+            for start in range(0, len(group), chunk):
+                pos = group[start : start + chunk]
+                finite = np.isfinite(self.flat_batch(pos)).all(axis=1)
+                bad = np.flatnonzero(flags[pos] == finite)
+                if len(bad):
+                    i = int(pos[bad[0]])
+                    raise ZooFormatError(
+                        f"network {self.table['network_id'].iat[i]}: nonfinite flag disagrees "
+                        "with its weights; re-create the zoo"
+                    )
+                done += len(pos)
+                if progress is not None:
+                    progress(done)
 
     def summary(self) -> dict[str, Any]:
         """Counts, architectures, datasets and property statistics, for `zoo-bench zoo info`."""
         t = self.table
-        props = {
-            p: t[p].describe()[["mean", "std", "min", "50%", "max"]].to_dict() for p in self.properties
-        }
+        stats = ["mean", "std", "min", "50%", "max"]
+        props = {p: t[p].describe()[stats].to_dict() for p in self.properties}
         return {
             "name": self.name,
             "path": str(self.path),
@@ -256,15 +278,22 @@ def _read_manifest(path: Path) -> dict:
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
-        raise ZooFormatError(f"{path} has no {MANIFEST}: not a zoo folder (or an unfinished one)") from None
+        raise ZooFormatError(
+            f"{path} has no {MANIFEST}: not a zoo folder (or an unfinished one)"
+        ) from None
     except json.JSONDecodeError as e:
-        raise ZooFormatError(f"{path / MANIFEST} is not valid JSON ({e}); re-create the zoo") from None
+        raise ZooFormatError(
+            f"{path / MANIFEST} is not valid JSON ({e}); re-create the zoo"
+        ) from None
     if manifest.get("format") != FORMAT_NAME:
-        raise ZooFormatError(f"{path / MANIFEST}: not a zoo-bench manifest (format={manifest.get('format')!r})")
+        raise ZooFormatError(
+            f"{path / MANIFEST}: not a zoo-bench manifest (format={manifest.get('format')!r})"
+        )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ZooFormatError(
-            f"{path / MANIFEST}: format version {manifest.get('format_version')!r} is not supported "
-            f"(this zoo-bench reads version {FORMAT_VERSION}); upgrade zoo-bench or re-create the zoo"
+            f"{path / MANIFEST}: format version {manifest.get('format_version')!r} is not "
+            f"supported (this zoo-bench reads version {FORMAT_VERSION}); upgrade zoo-bench or "
+            "re-create the zoo"
         )
     return manifest
 
@@ -303,58 +332,86 @@ class ZooWriter:
     ):
         self.out = Path(out)
         if self.out.exists() and not overwrite:
-            raise FileExistsError(f"{self.out} exists; pass overwrite=True (--overwrite) to replace it")
+            raise FileExistsError(
+                f"{self.out} exists; pass overwrite=True (--overwrite) to replace it"
+            )
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
         self.name = name
         self.source = dict(source)
         self.architectures = {a.name: a for a in architectures}
-        self._f = open(self.tmp / WEIGHTS, "wb")
+        self._f = open(self.tmp / WEIGHTS, "wb")  # noqa: SIM115 (closed by close/abort)
         self._hash = hashlib.sha256()
         self._offset = 0
-        self._rows: list[dict[str, Any]] = []
+        self._count = 0
+        self._chunks: list[pd.DataFrame] = []
 
     def add(self, arch: str, flat: np.ndarray, **row: Any) -> None:
         """Append one network: its architecture name, flat vector, and table row values."""
         self.add_many(arch, np.asarray(flat)[None, :], [row])
 
-    def add_many(self, arch: str, flats: np.ndarray, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append networks of one architecture: flats (B, P) and one row dict per network."""
+    def add_many(
+        self, arch: str, flats: np.ndarray, rows: Sequence[Mapping[str, Any]] | pd.DataFrame
+    ) -> None:
+        """Append networks of one architecture: flats (B, P) and B rows (dicts or a DataFrame)."""
         a = self.architectures.get(arch)
         if a is None:
             raise ZooFormatError(f"architecture {arch!r} is not declared for zoo {self.name}")
         flats = np.ascontiguousarray(flats, dtype=DTYPE)
         if flats.ndim != 2 or flats.shape[1] != a.n_params or len(rows) != len(flats):
             raise ZooFormatError(
-                f"{arch} needs (B, {a.n_params}) weights and B rows, got {flats.shape} and {len(rows)} rows"
+                f"{arch} needs (B, {a.n_params}) weights and B rows, "
+                f"got {flats.shape} and {len(rows)} rows"
             )
-        data = flats.tobytes()
+        if not len(flats):
+            return
+        data = memoryview(flats).cast("B")
         self._f.write(data)
         self._hash.update(data)
-        finite = np.isfinite(flats).all(axis=1)
-        for k, row in enumerate(rows):
-            self._rows.append(
-                {
-                    **row,
-                    "network_id": len(self._rows),
-                    "architecture": arch,
-                    "weight_offset": self._offset,
-                    "n_params": a.n_params,
-                    "nonfinite": not bool(finite[k]),
-                }
-            )
-            self._offset += a.n_params
+        b = len(flats)
+        chunk = (
+            rows.reset_index(drop=True).copy()
+            if isinstance(rows, pd.DataFrame)
+            else pd.DataFrame.from_records(list(rows))
+        )
+        chunk["network_id"] = np.arange(self._count, self._count + b, dtype=np.int64)
+        chunk["architecture"] = arch
+        chunk["weight_offset"] = self._offset + a.n_params * np.arange(b, dtype=np.int64)
+        chunk["n_params"] = np.int64(a.n_params)
+        chunk["nonfinite"] = ~np.isfinite(flats).all(axis=1)
+        self._chunks.append(chunk)
+        self._count += b
+        self._offset += a.n_params * b
 
     def close(self) -> Path:
-        """Write table and manifest, then move the finished folder into place."""
+        """Write table and manifest, then move the finished folder into place.
+
+        If anything fails here the unfinished folder is removed, so no half-written zoo remains.
+        """
+        try:
+            self._finish()
+        except BaseException:
+            self.abort()
+            raise
+        old = None
+        if self.out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            os.replace(self.out, old / self.out.name)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out
+
+    def _finish(self) -> None:
         self._f.flush()
         os.fsync(self._f.fileno())
         self._f.close()
-        table = pd.DataFrame(self._rows)
+        table = pd.concat(self._chunks, ignore_index=True) if self._chunks else pd.DataFrame()
+        table = _arrow_safe(table)
         if {"train_accuracy", "test_accuracy"} <= set(table.columns):
             table["generalization_gap"] = table["train_accuracy"] - table["test_accuracy"]
         missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-        if self._rows and missing:
+        if len(table) and missing:
             raise ZooFormatError(f"zoo {self.name}: rows lack required columns {missing}")
         front = [c for c in REQUIRED_COLUMNS if c in table.columns]
         table = table[front + [c for c in table.columns if c not in front]]
@@ -373,13 +430,12 @@ class ZooWriter:
             "n_networks": len(table),
             "n_weights": self._offset,
             "files": {TABLE: sha256_file(self.tmp / TABLE), WEIGHTS: self._hash.hexdigest()},
-            "sizes": {TABLE: (self.tmp / TABLE).stat().st_size, WEIGHTS: self._offset * DTYPE.itemsize},
+            "sizes": {
+                TABLE: (self.tmp / TABLE).stat().st_size,
+                WEIGHTS: self._offset * DTYPE.itemsize,
+            },
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default))
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        os.replace(self.tmp, self.out)
-        return self.out
 
     def abort(self) -> None:
         """Drop the unfinished folder."""
@@ -395,6 +451,35 @@ class ZooWriter:
             self.close()
         else:
             self.abort()
+
+
+def _arrow_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """Make object columns storable in Parquet: numbers become numeric, mixed kinds strings.
+
+    Chunks written with different value kinds (3 and "3", or a list) would otherwise fail to
+    save only at the very end of a long import.
+    """
+    for col in table.columns:
+        if table[col].dtype != np.dtype(object):
+            continue
+        kinds = {_kind(v) for v in table[col] if not _missing(v)}
+        if kinds == {"number"}:
+            table[col] = pd.to_numeric(table[col])
+        elif len(kinds) > 1 or "other" in kinds:
+            table[col] = table[col].map(lambda v: None if _missing(v) else str(v))
+    return table
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "bool"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return "str" if isinstance(v, str) else "other"
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and np.isnan(v))
 
 
 def _json_default(o: Any) -> Any:
