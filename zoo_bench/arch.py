@@ -35,6 +35,8 @@ class LayerSpec:
 
     `pool` is applied after the activation: "max2" (2x2 max-pool), "gap" (global average pool,
     then flatten), "flatten" (flatten only) or None. The last layer gets no activation.
+    `pool_first` max-pools *before* the activation instead (Schürholt et al.'s CNNs do
+    conv, pool, nonlinearity); it only matters for non-monotone activations such as GELU.
     """
 
     kind: str
@@ -43,12 +45,15 @@ class LayerSpec:
     stride: int = 1
     padding: int = 0
     pool: str | None = None
+    pool_first: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
             raise ZooFormatError(f"unknown layer kind {self.kind!r}; known kinds: {LAYER_KINDS}")
         if self.pool not in POOLS:
             raise ZooFormatError(f"unknown pool {self.pool!r}; known pools: {POOLS}")
+        if self.pool_first and self.pool != "max2":
+            raise ZooFormatError(f"pool_first needs pool 'max2', got {self.pool!r}")
         want = 4 if self.kind == "conv2d" else 2
         if len(self.weight_shape) != want:
             raise ZooFormatError(
@@ -72,7 +77,10 @@ class LayerSpec:
         return self.weight_shape[1]
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        if not self.pool_first:
+            del d["pool_first"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> LayerSpec:
@@ -83,6 +91,7 @@ class LayerSpec:
             stride=int(d.get("stride", 1)),
             padding=int(d.get("padding", 0)),
             pool=d.get("pool"),
+            pool_first=bool(d.get("pool_first", False)),
         )
 
 
@@ -189,10 +198,12 @@ def functional_forward(
             x = F.linear(x, w, b)
         if i == last:
             break
+        if layer.pool_first:
+            x = F.max_pool2d(x, 2)
         x = act(x)
         if dropout > 0 and training:
             x = F.dropout(x, dropout, training=True)
-        if layer.pool == "max2":
+        if layer.pool == "max2" and not layer.pool_first:
             x = F.max_pool2d(x, 2)
         elif layer.pool == "gap":
             x = x.mean(dim=(-2, -1))
