@@ -1,0 +1,159 @@
+"""Set Transformer blocks (Lee et al. 2019): MAB, SAB, ISAB, PMA, in two layouts.
+
+Dense layout: sets padded to (n, length, d) with a key padding mask (chunk level, where every set
+has at most c elements). Segment layout: elements of many sets in one flat (N, d) tensor with a
+set id each, no padding (layer and network level, where set sizes range from 1 to ~10^5). The
+segment form of attention keeps a flash-style softmax state (max, denominator, numerator), so
+a set too large for memory can be streamed piece by piece and the pieces merged exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SoftmaxState(NamedTuple):
+    """Running softmax-attention sums per (set, query, head); `merge` combines two pieces."""
+
+    mx: torch.Tensor  # (S, m, h) running max score
+    den: torch.Tensor  # (S, m, h) sum of exp(score - mx)
+    num: torch.Tensor  # (S, m, h, dk) sum of exp(score - mx) * value
+
+
+def merge(a: SoftmaxState | None, b: SoftmaxState) -> SoftmaxState:
+    """Exact combination of the states of two disjoint pieces of the same sets."""
+    if a is None:
+        return b
+    mx = torch.maximum(a.mx, b.mx)
+    fa, fb = torch.exp(a.mx - mx), torch.exp(b.mx - mx)
+    return SoftmaxState(mx, a.den * fa + b.den * fb, a.num * fa[..., None] + b.num * fb[..., None])
+
+
+class MAB(nn.Module):
+    """Multihead attention block: H = LN(X + Attn(X, Y)), out = LN(H + relu(W H))."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be a multiple of heads {heads}")
+        self.heads, self.dk = heads, dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.o = nn.Linear(dim, dim)
+        self.ff = nn.Linear(dim, dim)
+        self.ln0 = nn.LayerNorm(dim)
+        self.ln1 = nn.LayerNorm(dim)
+
+    def _out(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+        h = self.ln0(x + self.o(attn))
+        return self.ln1(h + F.relu(self.ff(h)))
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, key_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Dense: queries x (n, lq, d) attend to y (n, lk, d); key_mask (n, lk) marks real keys."""
+        n, lq, d = x.shape
+        lk = y.shape[1]
+        q = self.q(x).view(n, lq, self.heads, self.dk).transpose(1, 2)
+        k, v = self.kv(y).view(n, lk, 2, self.heads, self.dk).permute(2, 0, 3, 1, 4)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self._out(x, a.transpose(1, 2).reshape(n, lq, d))
+
+    def segment_state(
+        self, seeds: torch.Tensor, y: torch.Tensor, seg: torch.Tensor, n_seg: int
+    ) -> SoftmaxState:
+        """Segment: shared queries seeds (m, d) attend to each set's elements y (N, d)."""
+        m, n = seeds.shape[0], y.shape[0]
+        q = self.q(seeds).view(m, self.heads, self.dk) / math.sqrt(self.dk)
+        k, v = self.kv(y).view(n, 2, self.heads, self.dk).unbind(1)
+        s = torch.einsum("mhd,nhd->nmh", q, k)
+        idx = seg[:, None, None].expand_as(s)
+        mx = s.new_full((n_seg, m, self.heads), -torch.inf)
+        mx = mx.scatter_reduce(0, idx, s.detach(), "amax")
+        e = torch.exp(s - mx[seg])
+        den = s.new_zeros(n_seg, m, self.heads).index_add(0, seg, e)
+        num = s.new_zeros(n_seg, m, self.heads, self.dk)
+        num = num.index_add(0, seg, e[..., None] * v[:, None])
+        return SoftmaxState(mx, den, num)
+
+    def segment_finish(self, seeds: torch.Tensor, state: SoftmaxState) -> torch.Tensor:
+        """(S, m, d) outputs of the seeds for every set from its (merged) softmax state."""
+        attn = (state.num / state.den[..., None]).flatten(2)
+        return self._out(seeds.expand(attn.shape[0], -1, -1), attn)
+
+
+class SAB(nn.Module):
+    """Set attention block: every element attends to every (real) element of its set."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.mab = MAB(dim, heads)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mab(x, x, key_mask)
+
+
+class ISAB(nn.Module):
+    """Induced set attention block: m inducing points summarise the set, elements read them back.
+
+    Linear in the set size, and its summary step is a softmax reduction, so it streams.
+    """
+
+    def __init__(self, dim: int, heads: int, inducing: int):
+        super().__init__()
+        self.inducing = nn.Parameter(torch.empty(inducing, dim))
+        nn.init.xavier_uniform_(self.inducing)
+        self.mab_in = MAB(dim, heads)
+        self.mab_out = MAB(dim, heads)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense: x (n, l, d) -> (n, l, d)."""
+        i = self.inducing.expand(x.shape[0], -1, -1)
+        return self.mab_out(x, self.mab_in(i, x, key_mask))
+
+    def summary_state(self, x: torch.Tensor, seg: torch.Tensor, n_seg: int) -> SoftmaxState:
+        return self.mab_in.segment_state(self.inducing, x, seg, n_seg)
+
+    def summary(self, state: SoftmaxState) -> torch.Tensor:
+        """(S, m, d) inducing-point summaries of each set."""
+        return self.mab_in.segment_finish(self.inducing, state)
+
+    def read_back(self, x: torch.Tensor, summary: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        """Each element x (N, d) attends to its own set's summary -> (N, d)."""
+        return self.mab_out(x[:, None], summary[seg])[:, 0]
+
+    def segments(self, x: torch.Tensor, seg: torch.Tensor, n_seg: int) -> torch.Tensor:
+        """Segment layout in one go: x (N, d) with set ids seg (N,) -> (N, d)."""
+        return self.read_back(x, self.summary(self.summary_state(x, seg, n_seg)), seg)
+
+
+class PMA(nn.Module):
+    """Pooling by multihead attention: k learned seeds attend to rFF(set) -> one (k*d) vector."""
+
+    def __init__(self, dim: int, heads: int, seeds: int = 1):
+        super().__init__()
+        self.seeds = nn.Parameter(torch.empty(seeds, dim))
+        nn.init.xavier_uniform_(self.seeds)
+        self.rff = nn.Linear(dim, dim)
+        self.mab = MAB(dim, heads)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense: x (n, l, d) -> (n, k*d), padding excluded through key_mask."""
+        s = self.seeds.expand(x.shape[0], -1, -1)
+        return self.mab(s, F.relu(self.rff(x)), key_mask).flatten(1)
+
+    def state(self, x: torch.Tensor, seg: torch.Tensor, n_seg: int) -> SoftmaxState:
+        return self.mab.segment_state(self.seeds, F.relu(self.rff(x)), seg, n_seg)
+
+    def finish(self, state: SoftmaxState) -> torch.Tensor:
+        return self.mab.segment_finish(self.seeds, state).flatten(1)
+
+    def segments(self, x: torch.Tensor, seg: torch.Tensor, n_seg: int) -> torch.Tensor:
+        """Segment layout: x (N, d) with set ids seg (N,) -> (S, k*d)."""
+        return self.finish(self.state(x, seg, n_seg))

@@ -1,0 +1,144 @@
+"""pad-chunk-encode, data side: networks -> one flat tensor of chunks with masks and segment ids.
+
+Each layer is read neuron-major (every output unit's incoming weights, then its bias), padded to
+a multiple of the chunk size c and cut into chunks. All chunks of all layers of all networks in a
+batch have one global order (network by network, layer by layer), so any contiguous range of them
+can be materialised on its own: that is what lets the encoder work in groups of bounded size.
+Chunk indices are computed arithmetically per range, never stored for the whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from zoo_bench.arch import Architecture
+
+KIND_IDS = {"conv2d": 0, "linear": 1}
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Where every layer ("item") of a batch of networks lives in one weight buffer.
+
+    Items are ordered network by network, layer by layer; network b's output row is b, in the
+    order of the groups passed to `layout`. Arrays are indexed by item unless noted.
+    """
+
+    chunk_size: int
+    buffer: torch.Tensor  # every network's flat vector, back to back
+    net: torch.Tensor  # network index of the item
+    depth: torch.Tensor  # layer index inside its network
+    kind: torch.Tensor  # KIND_IDS of the layer
+    weight_start: torch.Tensor  # buffer offset of the layer's weight
+    bias_start: torch.Tensor  # buffer offset of the layer's bias
+    fan: torch.Tensor  # incoming weights per output unit (in * kh * kw)
+    units: torch.Tensor  # output units
+    chunk_start: torch.Tensor  # (items + 1,) first global chunk of each item, then the total
+    net_chunk_start: torch.Tensor  # (networks + 1,) first global chunk of each network
+    n_networks: int
+
+    @property
+    def n_items(self) -> int:
+        return len(self.net)
+
+    @property
+    def n_chunks(self) -> int:
+        return int(self.chunk_start[-1])
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """A contiguous range of a layout's chunks, materialised: values (n, c) and what each is."""
+
+    values: torch.Tensor  # (n, c) weights; padding holds `pad_value`
+    mask: torch.Tensor  # (n, c) True where the element is a real weight or bias
+    is_bias: torch.Tensor  # (n, c) True where the element is a bias
+    item: torch.Tensor  # (n,) global item (layer) of each chunk
+
+
+def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int) -> ChunkLayout:
+    """Describe a batch given as (architecture, flats (B_a, P_a)) groups; weights are not copied
+    when there is a single group."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    cols: dict[str, list[int]] = {k: [] for k in ("net", "depth", "kind", "w", "b", "fan", "units")}
+    buffers, offset, net = [], 0, 0
+    for arch, flats in groups:
+        flats = torch.as_tensor(flats)
+        if flats.dim() != 2 or flats.shape[1] != arch.n_params:
+            raise ValueError(
+                f"{arch.name} needs flats of shape (B, {arch.n_params}), got {tuple(flats.shape)}"
+            )
+        buffers.append(flats.reshape(-1))
+        for _ in range(flats.shape[0]):
+            for depth, (layer, (s, w, _e)) in enumerate(
+                zip(arch.layers, arch.offsets(), strict=True)
+            ):
+                cols["net"].append(net)
+                cols["depth"].append(depth)
+                cols["kind"].append(KIND_IDS[layer.kind])
+                cols["w"].append(offset + s)
+                cols["b"].append(offset + w)
+                cols["fan"].append(int(np.prod(layer.weight_shape[1:])))
+                cols["units"].append(layer.fan_out)
+            offset += arch.n_params
+            net += 1
+    t = {k: torch.tensor(v, dtype=torch.int64) for k, v in cols.items()}
+    n_chunks = -(-(t["units"] * (t["fan"] + 1)) // chunk_size)
+    chunk_start = torch.cat([torch.zeros(1, dtype=torch.int64), n_chunks.cumsum(0)])
+    first_item = torch.searchsorted(t["net"], torch.arange(net + 1), side="left")
+    return ChunkLayout(
+        chunk_size=chunk_size,
+        buffer=buffers[0] if len(buffers) == 1 else torch.cat(buffers),
+        net=t["net"],
+        depth=t["depth"],
+        kind=t["kind"],
+        weight_start=t["w"],
+        bias_start=t["b"],
+        fan=t["fan"],
+        units=t["units"],
+        chunk_start=chunk_start,
+        net_chunk_start=chunk_start[first_item],
+        n_networks=net,
+    )
+
+
+def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0) -> Chunks:
+    """Materialise global chunks [start, end): gather neuron-major weights, pad, mask.
+
+    Padding gets `pad_value`; it is masked everywhere downstream, so its value must not matter.
+    """
+    c = lay.chunk_size
+    cid = torch.arange(start, end)
+    item = torch.searchsorted(lay.chunk_start, cid, right=True) - 1
+    pos = (cid - lay.chunk_start[item])[:, None] * c + torch.arange(c)  # position in the layer
+    fan = lay.fan[item][:, None]
+    unit, j = pos // (fan + 1), pos % (fan + 1)
+    mask = unit < lay.units[item][:, None]
+    is_bias = (j == fan) & mask
+    idx = torch.where(is_bias, lay.bias_start[item][:, None] + unit,
+                      lay.weight_start[item][:, None] + unit * fan + j)
+    values = lay.buffer[torch.where(mask, idx, 0)].to(torch.float32)
+    values = torch.where(mask, values, torch.as_tensor(pad_value, dtype=values.dtype))
+    return Chunks(values=values, mask=mask, is_bias=is_bias, item=item)
+
+
+def plan_groups(seg_start: torch.Tensor, budget: int) -> list[tuple[int, int]]:
+    """Pack consecutive segments (bounds `seg_start`, in chunks) into groups of <= budget chunks.
+
+    Returns (first segment, end segment) pairs; a segment larger than the budget is a group alone.
+    """
+    sizes = (seg_start[1:] - seg_start[:-1]).tolist()
+    groups, lo, total = [], 0, 0
+    for s, size in enumerate(sizes):
+        if s > lo and total + size > budget:
+            groups.append((lo, s))
+            lo, total = s, 0
+        total += size
+    if sizes:
+        groups.append((lo, len(sizes)))
+    return groups

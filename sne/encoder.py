@@ -1,0 +1,159 @@
+"""SNE's hierarchical encoder: elements -> chunks -> layers -> network vector -> logit.
+
+Chunk level (dense, padded to c, masked): each scalar weight is lifted by a small MLP, a SAB or
+ISAB mixes the elements of a chunk and a PMA pools them. Layer level (segment layout, no padding):
+an ISAB and a PMA over the chunk vectors of each layer. Network level: the same over the layer
+vectors. Sinusoidal depth and learned layer-type encodings are added at every stage. Nothing mixes
+information across networks (no batch statistics), so a prediction does not depend on its batch.
+
+Memory: the batch's chunks are processed in groups of whole sets of at most `chunk_budget` chunks;
+at inference a set larger than the budget is streamed (two passes, recomputing its chunk vectors),
+so peak memory is set by the budget, not by the size of a network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from sne.blocks import ISAB, PMA, SAB, merge
+from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups
+from zoo_bench.arch import Architecture
+
+SET_BLOCKS = ("sab", "isab")
+
+
+@dataclass(frozen=True)
+class SNEConfig:
+    """The encoder's shape and its ablation switches (see the README section on SNE)."""
+
+    dim: int = 16
+    heads: int = 2
+    chunk_size: int = 32
+    chunk_block: str = "sab"  # set-to-set over the elements of a chunk: "sab" or "isab"
+    inducing: int = 4  # inducing points of every ISAB
+    positional: bool = True  # depth + layer-type (+ weight/bias) encodings at every stage
+    hierarchy: bool = True  # chunk -> layer -> network; False: one set of chunks per network
+    chunk_budget: int = 2048  # max chunks encoded at once (whole sets; larger sets stream)
+    checkpoint: bool = False  # training: recompute each group in backward, keep only its output
+
+    def __post_init__(self) -> None:
+        if self.chunk_block not in SET_BLOCKS:
+            raise ValueError(f"chunk_block must be one of {SET_BLOCKS}, got {self.chunk_block!r}")
+        for key in ("dim", "heads", "chunk_size", "inducing", "chunk_budget"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer-style sin/cos encoding of integer positions (n,) -> (n, dim)."""
+    half = dim // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
+    angle = pos.to(torch.float32)[:, None] * freq
+    enc = torch.cat([angle.sin(), angle.cos()], dim=1)
+    return torch.nn.functional.pad(enc, (0, dim - enc.shape[1]))
+
+
+class SNEEncoder(nn.Module):
+    """Set-based Neural network Encoder: (architecture, flats) groups -> one logit per network."""
+
+    def __init__(self, config: SNEConfig | None = None):
+        super().__init__()
+        self.config = cfg = config or SNEConfig()
+        d, h, m = cfg.dim, cfg.heads, cfg.inducing
+        self.lift = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
+        self.element_type = nn.Embedding(4, d)  # (conv2d, linear) x (weight, bias)
+        self.chunk_set = SAB(d, h) if cfg.chunk_block == "sab" else ISAB(d, h, m)
+        self.chunk_pool = PMA(d, h)
+        self.chunk_type = nn.Embedding(2, d)
+        self.over_chunks_set = ISAB(d, h, m)
+        self.over_chunks_pool = PMA(d, h)
+        if cfg.hierarchy:
+            self.layer_type = nn.Embedding(2, d)
+            self.over_layers_set = ISAB(d, h, m)
+            self.over_layers_pool = PMA(d, h)
+        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+
+    def forward(
+        self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0
+    ) -> torch.Tensor:
+        """Logits (B,) for networks given as (architecture, flats (B_a, P_a)) groups, in order."""
+        return self.head(self.embed(layout(groups, self.config.chunk_size), pad_value))[:, 0]
+
+    def embed(self, lay: ChunkLayout, pad_value: float = 0.0) -> torch.Tensor:
+        """Network vectors (B, d) of a laid-out batch."""
+        cfg = self.config
+        seg_start = lay.chunk_start if cfg.hierarchy else lay.net_chunk_start
+        parts = []
+        for lo, hi in plan_groups(seg_start, cfg.chunk_budget):
+            c0, c1 = int(seg_start[lo]), int(seg_start[hi])
+            if c1 - c0 > cfg.chunk_budget and not torch.is_grad_enabled():
+                parts.append(self._stream(lay, c0, c1, pad_value))
+            elif cfg.checkpoint and torch.is_grad_enabled():
+                parts.append(
+                    checkpoint(self._group, lay, c0, c1, lo, hi, pad_value, use_reentrant=False)
+                )
+            else:
+                parts.append(self._group(lay, c0, c1, lo, hi, pad_value))
+        v = torch.cat(parts)
+        if not cfg.hierarchy:
+            return v
+        if cfg.positional:
+            v = v + self._encoding(lay.depth, lay.kind, self.layer_type)
+        v = self.over_layers_set.segments(v, lay.net, lay.n_networks)
+        return self.over_layers_pool.segments(v, lay.net, lay.n_networks)
+
+    def _encoding(
+        self, depth: torch.Tensor, kind: torch.Tensor, table: nn.Embedding
+    ) -> torch.Tensor:
+        return sinusoid(depth, self.config.dim) + table(kind)
+
+    def chunk_vectors(
+        self, lay: ChunkLayout, c0: int, c1: int, pad_value: float = 0.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Vectors (n, d) of global chunks [c0, c1) and the set each belongs to (layer or net)."""
+        ch = build_chunks(lay, c0, c1, pad_value)
+        depth, kind = lay.depth[ch.item], lay.kind[ch.item]
+        x = self.lift(ch.values[..., None])
+        if self.config.positional:
+            x = x + self.element_type(kind[:, None] * 2 + ch.is_bias)
+            x = x + sinusoid(depth, self.config.dim)[:, None]
+        x = self.chunk_pool(self.chunk_set(x, ch.mask), ch.mask)
+        if self.config.positional:
+            x = x + self._encoding(depth, kind, self.chunk_type)
+        return x, (ch.item if self.config.hierarchy else lay.net[ch.item])
+
+    def _group(
+        self, lay: ChunkLayout, c0: int, c1: int, lo: int, hi: int, pad_value: float
+    ) -> torch.Tensor:
+        """Vectors (hi - lo, d) of sets lo..hi-1, whose chunks are exactly [c0, c1)."""
+        x, seg = self.chunk_vectors(lay, c0, c1, pad_value)
+        seg = seg - lo
+        x = self.over_chunks_set.segments(x, seg, hi - lo)
+        return self.over_chunks_pool.segments(x, seg, hi - lo)
+
+    def _stream(self, lay: ChunkLayout, c0: int, c1: int, pad_value: float) -> torch.Tensor:
+        """Vector (1, d) of one set larger than the budget: two passes over budget-sized pieces."""
+        step = self.config.chunk_budget
+        pieces = [(s, min(s + step, c1)) for s in range(c0, c1, step)]
+        state = None
+        for s, e in pieces:
+            x, _ = self.chunk_vectors(lay, s, e, pad_value)
+            zero = torch.zeros(len(x), dtype=torch.int64)
+            state = merge(state, self.over_chunks_set.summary_state(x, zero, 1))
+        summary = self.over_chunks_set.summary(state)
+        state = None
+        for s, e in pieces:
+            x, _ = self.chunk_vectors(lay, s, e, pad_value)
+            zero = torch.zeros(len(x), dtype=torch.int64)
+            y = self.over_chunks_set.read_back(x, summary, zero)
+            state = merge(state, self.over_chunks_pool.state(y, zero, 1))
+        return self.over_chunks_pool.finish(state)
