@@ -16,3 +16,9 @@ def main() -> None:
 @main.group()
 def zoo() -> None:
     """Get, make and inspect model zoos."""
+
+
+from zoo_bench.commands.zoo_store import import_, info  # noqa: E402
+
+zoo.add_command(info)
+zoo.add_command(import_)
