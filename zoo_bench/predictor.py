@@ -1,0 +1,347 @@
+"""The predictor contract: an abstract base class, its fit context, and the registry of methods.
+
+A predictor is fitted on a training zoo (with a validation zoo for model selection) and then
+predicts one value per network of any zoo. Methods arrive by name, either through
+`@register_predictor("name")` or through the entry-point group `zoo_bench.predictors`; the core
+never imports a method's package by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+import functools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from zoo_bench.arch import Architecture
+from zoo_bench.errors import RegistryError, ZooBenchError
+from zoo_bench.store import Zoo
+
+ENTRY_POINT_GROUP = "zoo_bench.predictors"
+DEVICES = ("cpu", "cuda", "auto")
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+class PredictorError(ZooBenchError):
+    """A predictor was misused: unknown hyperparameter, predict before fit, bad output."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a fit may train: at most `max_epochs` epochs and `max_seconds` wall seconds.
+
+    None leaves that limit to the method's own default (epochs) or removes it (seconds).
+    """
+
+    max_epochs: int | None = None
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        epochs, seconds = self.max_epochs, self.max_seconds
+        if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+            raise PredictorError(f"Budget.max_epochs must be an int >= 1 or None, got {epochs!r}")
+        if seconds is not None and not seconds > 0:
+            raise PredictorError(f"Budget.max_seconds must be > 0 or None, got {seconds!r}")
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit needs besides data: seed, device ("cpu", "cuda", "auto"), budget, progress bar."""
+
+    seed: int = 0
+    device: str = "auto"
+    budget: Budget = field(default_factory=Budget)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int | np.integer) or isinstance(self.seed, bool):
+            raise PredictorError(f"FitContext.seed must be an int, got {self.seed!r}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", str(self.device)):
+            raise PredictorError(
+                f"FitContext.device {self.device!r} is not one of {DEVICES} (or 'cuda:N')"
+            )
+        if not isinstance(self.budget, Budget):
+            raise PredictorError(
+                f"FitContext.budget must be a Budget, got {type(self.budget).__name__}"
+            )
+
+
+class Predictor(abc.ABC):
+    """Base class of every property predictor: `fit` on train/val zoos, then `predict` any zoo.
+
+    Subclasses declare their hyperparameters with defaults in `defaults`; `__init__` merges the
+    given ones over them and rejects unknown names. `fit` and `predict` are checked for you:
+    predicting before fitting raises, and predictions must be one float per row of `zoo.table`.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    supports_note: ClassVar[str] = "any architecture"
+
+    def __init__(self, **hparams: Any) -> None:
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            known = ", ".join(sorted(self.defaults)) or "none"
+            raise PredictorError(
+                f"{type(self).__name__} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                f"known hyperparameters: {known}"
+            )
+        merged = {**self.defaults, **hparams}
+        for key, value in hparams.items():
+            _check_hparam_type(type(self).__name__, key, self.defaults[key], value)
+        try:
+            json.dumps(merged)
+        except TypeError as e:
+            raise PredictorError(
+                f"{type(self).__name__} hyperparameters must be JSON values (numbers, strings, "
+                f"lists, dicts): {e}"
+            ) from None
+        self._hparams = merged
+        self._fitted = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for meth, wrap in (("fit", _checked_fit), ("predict", _checked_predict)):
+            fn = cls.__dict__.get(meth)
+            if fn is not None and not getattr(fn, "_zoo_bench_checked", False):
+                setattr(cls, meth, wrap(fn))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hparams.items())
+        return f"{type(self).__name__}({args})"
+
+    @property
+    def fitted(self) -> bool:
+        """True once `fit` has returned successfully."""
+        return self._fitted
+
+    def supports(self, arch: Architecture) -> bool:
+        """Whether this method handles networks of `arch`; fixed-architecture methods override."""
+        return True
+
+    @abc.abstractmethod
+    def fit(self, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
+        """Learn to predict property `target` from `train`'s weights; `val` selects the model."""
+
+    @abc.abstractmethod
+    def predict(self, zoo: Zoo) -> np.ndarray:
+        """One float per row of `zoo.table`, in the units of the fitted target."""
+
+    def hparams(self) -> dict[str, Any]:
+        """The hyperparameters in effect (defaults merged with the given ones), as a plain dict."""
+        return json.loads(json.dumps(self._hparams))
+
+    def n_parameters(self) -> int:
+        """Trainable parameters of every `torch.nn.Module` this predictor holds (0 if none)."""
+        import torch
+
+        seen: set[int] = set()
+        total = 0
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                for p in value.parameters():
+                    if p.requires_grad and id(p) not in seen:
+                        seen.add(id(p))
+                        total += p.numel()
+        return total
+
+
+def _check_hparam_type(owner: str, key: str, default: Any, value: Any) -> None:
+    """Scalar hyperparameters keep their default's type (an int is accepted for a float)."""
+    if default is None or value is None or isinstance(default, list | dict | tuple):
+        return
+    want: tuple[type, ...] = (int, float) if isinstance(default, float) else (type(default),)
+    if isinstance(value, bool) and not isinstance(default, bool):
+        ok = False
+    else:
+        ok = isinstance(value, want)
+    if not ok:
+        raise PredictorError(
+            f"{owner} hyperparameter {key!r} must be {type(default).__name__} "
+            f"(default {default!r}), got {value!r}"
+        )
+
+
+def _checked_fit(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def fit(self: Predictor, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
+        who = type(self).__name__
+        for label, zoo in (("train", train), ("val", val)):
+            if not isinstance(zoo, Zoo):
+                raise PredictorError(f"{who}.fit: {label} must be a Zoo, got {type(zoo).__name__}")
+        if len(train) == 0:
+            raise PredictorError(f"{who}.fit: the training zoo is empty; check the split")
+        if target not in train.table.columns:
+            raise PredictorError(
+                f"{who}.fit: target {target!r} is not a column of zoo {train.name}; "
+                f"its properties are {train.properties}"
+            )
+        if not isinstance(ctx, FitContext):
+            raise PredictorError(f"{who}.fit: ctx must be a FitContext, got {type(ctx).__name__}")
+        unsupported = [a for a in train.arch_groups() if not self.supports(train.architectures[a])]
+        if unsupported:
+            raise PredictorError(
+                f"{who} does not support architectures {unsupported} ({self.supports_note}); "
+                "filter the zoo or pick another method"
+            )
+        self._fitted = False
+        fn(self, train, val, target, ctx)
+        self._fitted = True
+
+    fit._zoo_bench_checked = True  # type: ignore[attr-defined]
+    return fit
+
+
+def _checked_predict(fn: Callable) -> Callable:
+    @functools.wraps(fn)
+    def predict(self: Predictor, zoo: Zoo) -> np.ndarray:
+        who = type(self).__name__
+        if not getattr(self, "_fitted", False):
+            raise PredictorError(
+                f"{who} is not fitted: call fit(train, val, target, ctx) before predict"
+            )
+        if not isinstance(zoo, Zoo):
+            raise PredictorError(f"{who}.predict needs a Zoo, got {type(zoo).__name__}")
+        out = np.asarray(fn(self, zoo), dtype=np.float64)
+        if out.shape != (len(zoo),):
+            raise PredictorError(
+                f"{who}.predict returned shape {out.shape}; it must return one float per row "
+                f"of zoo.table, shape ({len(zoo)},)"
+            )
+        return out
+
+    predict._zoo_bench_checked = True  # type: ignore[attr-defined]
+    return predict
+
+
+# --- registry -----------------------------------------------------------------------------
+
+P = TypeVar("P", bound=type[Predictor])
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """Where a registered name comes from: its class (None if it failed to load) and origin."""
+
+    name: str
+    cls: type[Predictor] | None
+    origin: str
+    error: str = ""
+
+
+_decorated: dict[str, PredictorInfo] = {}
+_entry_points: dict[str, PredictorInfo] | None = None
+
+
+def register_predictor(name: str) -> Callable[[P], P]:
+    """Class decorator: register a `Predictor` subclass under `name` and set its `name`."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise RegistryError(
+            f"predictor name {name!r} must be lower-case letters, digits, '_' or '-' "
+            "(it is typed on the command line)"
+        )
+
+    def deco(cls: P) -> P:
+        if not (isinstance(cls, type) and issubclass(cls, Predictor)):
+            raise RegistryError(
+                f"@register_predictor({name!r}) needs a subclass of zoo_bench.Predictor, "
+                f"got {cls!r}"
+            )
+        old = _decorated.get(name)
+        if old is not None and not _same_class(old.cls, cls):
+            raise RegistryError(
+                f"predictor name {name!r} is already registered by {old.origin}; pick another name"
+            )
+        if cls.__dict__.get("name") and cls.__dict__["name"] != name:
+            raise RegistryError(f"{cls.__qualname__} is already registered as {cls.name!r}")
+        cls.name = name
+        origin = f"{cls.__module__}.{cls.__qualname__} (decorator)"
+        _decorated[name] = PredictorInfo(name, cls, origin)
+        return cls
+
+    return deco
+
+
+def _same_class(a: type | None, b: type) -> bool:
+    """The same class, or the same definition re-executed (module reload)."""
+    return a is b or (
+        a is not None and a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__
+    )
+
+
+def _load_entry_points() -> dict[str, PredictorInfo]:
+    """Import every entry point of the group; failures are recorded, not raised."""
+    found: dict[str, PredictorInfo] = {}
+    values: dict[str, str] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
+        origin = f"{ep.value} (entry point of {dist})"
+        if ep.name in values:
+            if values[ep.name] != ep.value:
+                found[ep.name] = PredictorInfo(
+                    ep.name, None, f"{found[ep.name].origin}; {origin}",
+                    "two distributions declare this name; uninstall one of them",
+                )
+            continue
+        values[ep.name] = ep.value
+        found[ep.name] = _load_one(ep, origin)
+    return found
+
+
+def _load_one(ep: metadata.EntryPoint, origin: str) -> PredictorInfo:
+    try:
+        cls = ep.load()
+    except Exception as e:  # a broken plug-in must not break the others
+        return PredictorInfo(ep.name, None, origin, f"import failed: {type(e).__name__}: {e}")
+    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
+        error = f"{ep.value} is not a zoo_bench.Predictor subclass"
+        return PredictorInfo(ep.name, None, origin, error)
+    own = cls.__dict__.get("name")
+    if own and own != ep.name:
+        return PredictorInfo(
+            ep.name, None, origin, f"{ep.value} is already registered as {own!r}; use one name"
+        )
+    deco = _decorated.get(ep.name)
+    if deco is not None and not _same_class(deco.cls, cls):
+        return PredictorInfo(ep.name, None, origin, f"name taken by {deco.origin}")
+    cls.name = ep.name
+    return PredictorInfo(ep.name, cls, origin)
+
+
+def describe_predictors(refresh: bool = False) -> dict[str, PredictorInfo]:
+    """Every known name with its origin, including plug-ins that failed to load (with the error)."""
+    global _entry_points
+    if _entry_points is None or refresh:
+        _entry_points = _load_entry_points()
+    return dict(sorted({**_entry_points, **_decorated}.items()))
+
+
+def available_predictors(refresh: bool = False) -> dict[str, type[Predictor]]:
+    """Name -> class of every usable predictor: entry points (loaded once) plus decorated classes.
+
+    `refresh=True` re-reads the installed entry points (after installing a plug-in at runtime).
+    """
+    return {n: i.cls for n, i in describe_predictors(refresh).items() if i.cls is not None}
+
+
+def get_predictor(name: str) -> type[Predictor]:
+    """The class registered as `name`; a typo gets a "did you mean" and the list of names."""
+    infos = describe_predictors()
+    info = infos.get(name)
+    if info is not None and info.cls is not None:
+        return info.cls
+    if info is not None:
+        raise RegistryError(f"predictor {name!r} from {info.origin} cannot be used: {info.error}")
+    close = difflib.get_close_matches(name, list(infos), n=3)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
+    raise RegistryError(
+        f"unknown predictor {name!r}{hint} Known predictors: {', '.join(infos) or 'none'}. "
+        f"Add one with @zoo_bench.register_predictor or the entry-point group {ENTRY_POINT_GROUP!r}"
+    )
