@@ -2,7 +2,18 @@
 
 from zoo_bench.arch import Architecture, LayerSpec
 from zoo_bench.evaluator import Evaluator
+from zoo_bench.predictor import (
+    Budget,
+    FitContext,
+    Predictor,
+    available_predictors,
+    get_predictor,
+    register_predictor,
+)
 from zoo_bench.store import Zoo, ZooWriter
 
 __version__ = "0.1.0"
-__all__ = ["Architecture", "Evaluator", "LayerSpec", "Zoo", "ZooWriter", "__version__"]
+__all__ = [
+    "Architecture", "Budget", "Evaluator", "FitContext", "LayerSpec", "Predictor", "Zoo",
+    "ZooWriter", "__version__", "available_predictors", "get_predictor", "register_predictor",
+]

@@ -1,0 +1,44 @@
+"""`zoo-bench methods`: the registered predictors, where each comes from, what it supports."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from zoo_bench.predictor import ENTRY_POINT_GROUP, describe_predictors
+
+
+@click.command("methods")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def methods(as_json: bool) -> None:
+    """List the registered predictors (decorator and entry-point plug-ins)."""
+    infos = describe_predictors()
+    rows = [
+        {
+            "name": info.name,
+            "class": info.cls.__qualname__ if info.cls is not None else "",
+            "origin": info.origin,
+            "supports": info.cls.supports_note if info.cls is not None else "",
+            "defaults": dict(info.cls.defaults) if info.cls is not None else {},
+            "error": info.error,
+        }
+        for info in infos.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table(title="Predictors", title_justify="left")
+    for col in ("name", "class", "from", "architectures"):
+        table.add_column(col)
+    for row in rows:
+        supports = row["supports"] or f"[red]unusable: {row['error']}[/]"
+        table.add_row(row["name"], row["class"], row["origin"], supports)
+    console.print(table)
+    console.print(
+        f"Add one with @zoo_bench.register_predictor(\"name\") or the entry-point group "
+        f"{ENTRY_POINT_GROUP!r}; see README, 'Add your own predictor'."
+    )
