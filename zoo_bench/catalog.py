@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import json
 import os
 import re
@@ -39,6 +38,7 @@ from zoo_bench.download import (
 )
 from zoo_bench.errors import DownloadError, ZooBenchError, ZooFormatError, ZooImportError
 from zoo_bench.extract import DamagedArchiveError, archive_format, extract
+from zoo_bench.importers import IMPORTERS
 from zoo_bench.paths import home
 from zoo_bench.store import Zoo
 
@@ -49,10 +49,6 @@ else:
 
 ZENODO_API = "https://zenodo.org/api"
 ZENODO_ENV = "ZOO_BENCH_ZENODO_API"
-IMPORTERS = {
-    "ctc": ("zoo_bench.importers.ctc", "import_ctc"),
-    "schurholt": ("zoo_bench.importers.schurholt", "import_schurholt"),
-}
 CTC_FILES = ("weights.npy", "metrics.csv.gz", "layout.csv")
 _FIELDS = {"description", "urls", "zenodo", "files", "size", "sha256", "format", "importer",
            "networks", "licence", "citation", "homepage"}
@@ -85,8 +81,8 @@ class CatalogEntry:
     def checksum(self) -> str:
         """How a download of this zoo is verified, in words."""
         if self.sha256:
-            return "sha256 (published)"
-        return "md5 (Zenodo record)" if self.zenodo else "sha256 (locked on first download)"
+            return "sha256"
+        return "md5" if self.zenodo else "lock"
 
 
 @dataclass(frozen=True)
@@ -324,15 +320,7 @@ def importer_for(kind: str) -> Callable[..., Path]:
     """The import function for a catalog `importer` field (ctc, schurholt)."""
     if kind not in IMPORTERS:
         raise CatalogError(f"no importer {kind!r}; known: {sorted(IMPORTERS)}")
-    module, func = IMPORTERS[kind]
-    try:
-        return getattr(importlib.import_module(module), func)
-    except ModuleNotFoundError as e:
-        if e.name != module:
-            raise
-        raise CatalogError(
-            f"importer {kind!r} ({module}) is not installed in this zoo-bench"
-        ) from None
+    return IMPORTERS[kind]
 
 
 def find_source(kind: str, unpacked: Path) -> Path:
