@@ -65,8 +65,9 @@ def resolve_zoo(path: str) -> Path:
     if cached.is_dir():
         return cached
     raise click.ClickException(
-        f"no zoo at {candidate} and none named {path!r} in {cached.parent}; give a zoo folder, "
-        "or make one with `zoo-bench zoo import`, `zoo-bench zoo generate` or `zoo download`"
+        f"no zoo at {candidate} and none named {path!r} in {cached.parent}; give a zoo "
+        "folder, or make one with `zoo-bench zoo import`, `zoo-bench zoo generate` or "
+        "`zoo-bench zoo download`"
     )
 
 
