@@ -23,6 +23,11 @@ from zoo_bench.commands.zoo_store import import_, info  # noqa: E402
 zoo.add_command(info)
 zoo.add_command(import_)
 
+from zoo_bench.commands.catalog_cmds import download, list_zoos  # noqa: E402
+
+zoo.add_command(list_zoos)
+zoo.add_command(download)
+
 from zoo_bench.commands.methods_cmds import methods  # noqa: E402
 
 main.add_command(methods)
