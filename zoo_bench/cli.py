@@ -23,6 +23,10 @@ from zoo_bench.commands.zoo_store import import_, info  # noqa: E402
 zoo.add_command(info)
 zoo.add_command(import_)
 
+from zoo_bench.commands.tasks_cmds import tasks  # noqa: E402
+
+main.add_command(tasks)
+
 from zoo_bench.commands.catalog_cmds import download, list_zoos  # noqa: E402
 
 zoo.add_command(list_zoos)

@@ -200,7 +200,7 @@ class NFN(Task):
     name = "nfn"
     description = (
         "Small CNN Zoo with the split of NFN / ScaleGMN (fixed permutation, epoch 86, "
-        "test = second half); needs options permutations = {zoo: index file}."
+        "test = second half); needs each zoo's index file in [suites.<name>.permutations]."
     )
 
     def pairs(self, infos: Mapping[str, ZooInfo]) -> list[tuple[str, str]]:
