@@ -58,6 +58,11 @@ def test_equal_scores_are_no_lead():
     assert result.signs == {0: 0, 1: 0, 2: 0}
 
 
+def test_identical_nonzero_differences_take_the_t_test_limit():
+    result = paired_comparison({0: 0.75, 1: 0.5}, {0: 0.5, 1: 0.25})
+    assert result.p_value == 0.0 and result.significant
+
+
 def test_only_common_seeds_are_compared():
     result = paired_comparison({0: 0.9, 1: 0.8, 2: 0.7}, {1: 0.5, 2: 0.5, 3: 0.5})
     assert result.seeds == [1, 2]
