@@ -1,0 +1,63 @@
+"""FlatMLP: the flattened weight vector, standardised per coordinate, into an MLP."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from baselines.statnn import mlp
+from zoo_bench.store import Zoo
+from zoo_bench.training import Batch, Standardizer, TorchPredictor, usable_positions
+
+CLIP = 10.0
+
+
+class FlatMLP(TorchPredictor):
+    """Every weight is one input: flat vectors zero-padded to the longest training network,
+    standardised per coordinate on the training split (clipped to +-10), followed by a 0/1
+    mask of which coordinates the network really has, so mixed architectures share one input.
+
+    A network longer than the longest training network is cut to that length (the mask then
+    marks every input as present): the method runs on any architecture, but across
+    architectures its inputs mean little.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        **TorchPredictor.defaults,
+        "hidden": 64, "layers": 2, "dropout": 0.2, "weight_decay": 1e-2,
+    }
+    supports_note = "any conv2d / linear network (padded / cut to the training length)"
+
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__(**hparams)
+        self.length = 0
+        self.input_scaler: Standardizer | None = None
+
+    def _padded(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, length) inputs and their (B, length) mask from flat vectors of any length."""
+        b, p = flat.shape
+        n = min(p, self.length)
+        x = torch.zeros(b, self.length, device=flat.device)
+        mask = torch.zeros(b, self.length, device=flat.device)
+        x[:, :n] = flat[:, :n]
+        mask[:, :n] = 1.0
+        return x, mask
+
+    def build_model(self, train: Zoo) -> nn.Module:
+        h = self._hparams
+        pos = usable_positions(train)
+        self.length = max(train.architectures[a].n_params for a in train.arch_groups(pos))
+        rows = []
+        for group in train.arch_groups(pos).values():
+            x, mask = self._padded(torch.from_numpy(train.flat_batch(group)))
+            rows.append(torch.where(mask > 0, x, torch.nan))
+        self.input_scaler = Standardizer(torch.cat(rows), clip=CLIP)
+        return mlp(2 * self.length, int(h["hidden"]), int(h["layers"]), float(h["dropout"]))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        assert self.model is not None and self.input_scaler is not None
+        x, mask = self._padded(batch.flat())
+        z = self.input_scaler.transform(x) * mask
+        return self.model(torch.cat([z, mask], dim=1)).squeeze(-1)

@@ -1,0 +1,66 @@
+"""StatNN: per-tensor weight statistics (Unterthiner et al. 2020) fed to an MLP."""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from baselines.features import statnn_dim, statnn_features
+from zoo_bench.store import Zoo
+from zoo_bench.training import Batch, Standardizer, TorchPredictor, usable_positions
+
+
+def mlp(n_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
+    """`layers` hidden ReLU layers of width `hidden` with dropout, then one output."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(n_in if i == 0 else hidden, hidden), nn.ReLU(), nn.Dropout(dropout)]
+    mods.append(nn.Linear(hidden if layers else n_in, 1))
+    return nn.Sequential(*mods)
+
+
+class StatNN(TorchPredictor):
+    """Mean, variance and 0/25/50/75/100 percentiles of every weight and bias tensor -> MLP.
+
+    For one architecture of depth k+1 these are exactly the paper's 7 x 2 x (k+1) statistics.
+    Mixed architectures share one space: statistics of the first `first_layers` layers and of
+    the last layer, the same statistics pooled over all conv / all linear tensors, presence
+    flags, log parameter count and depth (see `baselines.features.statnn_features`).
+    Features are standardised on the training split and clipped to +-10.
+    """
+
+    defaults: ClassVar[dict[str, Any]] = {
+        **TorchPredictor.defaults,
+        "hidden": 128, "layers": 2, "dropout": 0.1, "first_layers": 3,
+    }
+    supports_note = "any conv2d / linear network"
+
+    def __init__(self, **hparams: Any) -> None:
+        super().__init__(**hparams)
+        self._features: weakref.WeakKeyDictionary[Zoo, torch.Tensor] = weakref.WeakKeyDictionary()
+        self.input_scaler: Standardizer | None = None
+
+    def features(self, zoo: Zoo) -> torch.Tensor:
+        """Standardised statistics of every network of `zoo` (computed once per zoo object)."""
+        if zoo not in self._features:
+            raw = statnn_features(zoo, k=int(self._hparams["first_layers"]))
+            assert self.input_scaler is not None
+            self._features[zoo] = self.input_scaler.transform(raw)
+        return self._features[zoo]
+
+    def build_model(self, train: Zoo) -> nn.Module:
+        h = self._hparams
+        k = int(h["first_layers"])
+        self._features = weakref.WeakKeyDictionary()
+        raw = statnn_features(train, usable_positions(train), k=k)
+        self.input_scaler = Standardizer(raw, clip=10.0)
+        return mlp(statnn_dim(k), int(h["hidden"]), int(h["layers"]), float(h["dropout"]))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        assert self.model is not None
+        x = self.features(batch.zoo)[torch.as_tensor(np.asarray(batch.positions))]
+        return self.model(x.to(batch.device)).squeeze(-1)
