@@ -56,13 +56,6 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
-def resolve_device(device: str) -> str:
-    """`auto` becomes `cuda` when a GPU is visible, else `cpu`; anything else is kept."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 def describe_device(device: str) -> str:
     """A readable device name, e.g. `cuda:0 (NVIDIA H200)` or `cpu (x86_64)`."""
     dev = torch.device(device)

@@ -16,10 +16,10 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -155,19 +155,28 @@ def predictions_path(results: Path, key: CellKey) -> Path:
     return Path(results) / PREDICTIONS / key.method / key.task / f"{key.digest}.parquet"
 
 
-def _write_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file under a temporary name beside `path`, then rename it into place."""
+def _replace_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Run `write` on a temporary file beside `path`, sync it, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            pq.write_table(table, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    _replace_atomic(path, lambda f: pq.write_table(table, f))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a UTF-8 text file so readers see the old file or the whole new one, never a part."""
+    _replace_atomic(Path(path), lambda f: f.write(text.encode()))
 
 
 def _as_table(records: list[dict[str, Any]], schema: pa.Schema, what: str) -> pa.Table:

@@ -1,0 +1,199 @@
+"""Leaderboard: two-step mean over seeds, incomplete methods never averaged, ranks, outputs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from zoo_bench.errors import ZooBenchError
+from zoo_bench.leaderboard import (
+    COMPLETE,
+    INCOMPLETE,
+    NOT_APPLICABLE,
+    NOT_SIGNIFICANT,
+    Expected,
+    build_leaderboard,
+    to_markdown,
+    write_outputs,
+)
+from zoo_bench.provenance import now
+from zoo_bench.results import (
+    STATUS_NOT_APPLICABLE,
+    STATUS_OK,
+    CellKey,
+    new_row,
+    read_cells,
+    write_cell,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "scripts" / "screenshot_leaderboard.py"
+PAIRS = {
+    "standard": [("z1", "z1"), ("z2", "z2")],
+    "cross": [("z1", "z2"), ("z2", "z1"), ("z1", "z3")],
+}
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def tau_of(method: str, task: str, source: str, target: str, seed: int) -> float:
+    """Synthetic scores: a clearly beats b; b and b2 differ by noise only."""
+    rng = np.random.default_rng(zlib.crc32(f"{method}/{task}/{source}/{target}/{seed}".encode()))
+    base = {"a": 0.7, "b": 0.3, "b2": 0.3, "c": 0.5, "d": 0.4}[method]
+    return float(np.clip(base + rng.normal(0, 0.05), -1, 1))
+
+
+def store(results: Path, method: str, task: str, source: str, target: str, seed: int,
+          status: str = STATUS_OK) -> None:
+    key = CellKey(method, task, source, target, seed, "test_accuracy")
+    tau = tau_of(method, task, source, target, seed) if status == STATUS_OK else None
+    write_cell(results, new_row(key, status=status, kendall_tau=tau, timestamp=now(),
+                                run_id="r1", fit_seconds=1.0, predict_seconds=0.5,
+                                git_commit="abc", device="cpu (x86_64)"))
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """a, b, b2: every cell; c: one cell missing; d: cross task not applicable (read only)."""
+    folder = tmp_path_factory.mktemp("results")
+    for method in ("a", "b", "b2", "c", "d"):
+        for task, pairs in PAIRS.items():
+            for source, target in pairs:
+                for seed in SEEDS:
+                    if method == "c" and (task, source, seed) == ("cross", "z2", 3):
+                        continue
+                    na = method == "d" and task == "cross"
+                    store(folder, method, task, source, target, seed,
+                          STATUS_NOT_APPLICABLE if na else STATUS_OK)
+    return folder
+
+
+def expected(**kw) -> Expected:
+    args = dict(property="test_accuracy", methods=("a", "b", "b2", "c", "d"),
+                tasks=tuple(PAIRS), seeds=SEEDS,
+                pairs={t: frozenset(p) for t, p in PAIRS.items()}, suite="synthetic")
+    return Expected(**{**args, **kw})
+
+
+def test_score_is_the_mean_over_seeds_of_the_mean_over_cells(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    e = lb.entry("a", "cross")
+    per_seed = [np.mean([tau_of("a", "cross", s, t, seed) for s, t in PAIRS["cross"]])
+                for seed in SEEDS]
+    assert e.state == COMPLETE and e.n_ok == e.n_expected == 15
+    assert e.per_seed == pytest.approx(dict(enumerate(per_seed)))
+    assert e.mean == pytest.approx(np.mean(per_seed))
+    assert e.std == pytest.approx(np.std(per_seed, ddof=1))
+
+
+def test_a_method_missing_a_cell_is_incomplete_and_never_averaged(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    e = lb.entry("c", "cross")
+    assert e.state == INCOMPLETE and (e.n_ok, e.n_missing) == (14, 1)
+    assert np.isnan(e.mean) and e.rank is None
+    assert e.text() == "incomplete (14/15)"
+    assert lb.entry("c", "standard").state == COMPLETE
+
+
+def test_not_applicable_cells_are_shown_as_such_not_ranked(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    assert lb.entry("d", "cross").state == NOT_APPLICABLE
+    assert lb.entry("d", "cross").text() == "n/a"
+    assert lb.entry("d", "cross").rank is None
+    assert lb.entry("d", "standard").rank is not None
+
+
+def test_a_task_pair_nobody_ran_makes_everyone_incomplete(results):
+    pairs = {**{t: frozenset(p) for t, p in PAIRS.items()},
+             "standard": frozenset([*PAIRS["standard"], ("z3", "z3")])}
+    lb = build_leaderboard(read_cells(results), expected(pairs=pairs))
+    assert {lb.entry(m, "standard").state for m in expected().methods} == {INCOMPLETE}
+    assert lb.entry("a", "standard").text() == "incomplete (10/15)"
+
+
+def test_ranks_and_the_not_significant_mark(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    ranked = sorted((e for e in lb.entries.values() if e.task == "cross" and e.rank),
+                    key=lambda e: e.rank)
+    assert [e.method for e in ranked][:1] == ["a"]
+    assert [e.rank for e in ranked] == list(range(1, len(ranked) + 1))
+    assert lb.entry("a", "cross").lead_significant is True
+    assert NOT_SIGNIFICANT not in lb.entry("a", "cross").text()
+    b_first = min(lb.entry("b", "cross"), lb.entry("b2", "cross"), key=lambda e: e.rank)
+    assert b_first.lead_significant is False
+    assert b_first.text().endswith(NOT_SIGNIFICANT)
+    last = ranked[-1]
+    assert last.lead_significant is None and NOT_SIGNIFICANT not in last.text()
+
+
+def test_expected_cells_can_be_inferred_from_the_rows(results):
+    rows = read_cells(results)
+    exp = Expected.from_rows(rows)
+    assert exp.inferred and exp.seeds == SEEDS and set(exp.tasks) == set(PAIRS)
+    assert exp.pairs["cross"] == frozenset(PAIRS["cross"])
+    lb = build_leaderboard(rows, exp)
+    assert lb.entry("c", "cross").state == INCOMPLETE
+    assert "inferred" in to_markdown(lb)
+
+
+def test_several_properties_need_a_choice(results, tmp_path):
+    results = shutil.copytree(results, tmp_path / "results")
+    write_cell(results, new_row(CellKey("a", "standard", "z1", "z1", 0, "test_loss"),
+                                status=STATUS_OK, kendall_tau=0.1, timestamp=now()))
+    rows = read_cells(results)
+    with pytest.raises(ZooBenchError, match="--property"):
+        Expected.from_rows(rows)
+    assert Expected.from_rows(rows, property="test_loss").tasks == ("standard",)
+
+
+def test_markdown_shows_every_entry(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    md = to_markdown(lb)
+    a = lb.entry("a", "cross")
+    assert f"{a.mean:.3f} \u00b1 {a.std:.3f} (#1)" in md
+    assert "incomplete (14/15)" in md and "| n/a |" in md
+    assert "## Provenance" in md and "abc" in md
+
+
+def test_html_is_self_contained_with_figures(results, tmp_path):
+    lb = build_leaderboard(read_cells(results), expected())
+    paths = write_outputs(lb, tmp_path / "out")
+    page = paths["html"].read_text()
+    assert paths["markdown"].exists()
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == 2, "bars plus one heat map (only the cross task has cross-zoo pairs)"
+    for b64 in images:
+        assert imread(io.BytesIO(base64.b64decode(b64))).shape[0] > 100
+    assert page.count("<table>") == 3
+    assert f"{lb.entry('a', 'cross').mean:.3f}" in page
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+    reason="Chromium is not installed (apt-get install -y chromium); the page is still checked "
+    "as text by test_html_is_self_contained_with_figures",
+)
+def test_chromium_renders_the_page_and_a_blank_page_fails(results, tmp_path):
+    lb = build_leaderboard(read_cells(results), expected())
+    html = write_outputs(lb, tmp_path / "out")["html"]
+    ok = subprocess.run([sys.executable, SCREENSHOT, html, "--png", tmp_path / "a.png"],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "a.png").stat().st_size > 10_000
+
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!doctype html><html><body></body></html>")
+    bad = subprocess.run([sys.executable, SCREENSHOT, blank, "--png", tmp_path / "b.png"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert "blank" in bad.stderr and "table(s)" in bad.stderr

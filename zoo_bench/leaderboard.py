@@ -1,0 +1,321 @@
+"""The leaderboard: per method and task, Kendall's tau as mean +- std over seeds, ranked.
+
+How a number is made (the outputs repeat this):
+1. per (method, task, seed): the mean tau over all of that task's cells for that seed
+   (every (source, target) zoo pair the task defines);
+2. per (method, task): mean and unbiased std of those per-seed values over the suite's seeds.
+A (method, task) is scored only when every expected cell (all seeds x all pairs) is stored with
+status `ok`; otherwise it is shown as incomplete (or not applicable) and nothing is averaged.
+Complete methods are ranked by mean tau; a dagger marks a lead over the next-ranked method
+that is not significant (`zoo_bench.stats.paired_comparison` over the seeds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from zoo_bench.errors import ZooBenchError
+from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, write_text_atomic
+from zoo_bench.stats import aggregate, paired_comparison
+
+COMPLETE = "complete"
+INCOMPLETE = "incomplete"
+NOT_APPLICABLE = "not_applicable"
+NOT_SIGNIFICANT = "\u2020"
+PAIR_HEADER = ("method", "task", "source", "target", "tau mean", "tau std", "seeds")
+METHOD_NOTE = (
+    "Kendall's tau on each task's test networks. Per seed, the mean over all of the task's "
+    "(source, target) cells; then mean \u00b1 unbiased std over the seeds. A method missing "
+    "any expected cell is shown as incomplete and not averaged over what exists. "
+    f"(#k) is the rank; {NOT_SIGNIFICANT} marks a lead over the next-ranked method that is not "
+    "significant (paired test over seeds, p \u2265 0.05)."
+)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The cells a complete leaderboard holds: per task, its (source, target) pairs x seeds."""
+
+    property: str
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    pairs: Mapping[str, frozenset[tuple[str, str]]]
+    suite: str | None = None
+    inferred: bool = False
+
+    def n_cells(self, task: str) -> int:
+        return len(self.pairs.get(task, ())) * len(self.seeds)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: pd.DataFrame,
+        property: str | None = None,
+        methods: Sequence[str] | None = None,
+        tasks: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        suite: str | None = None,
+    ) -> Expected:
+        """Infer what is expected from stored rows: each task's pairs are those any method has."""
+        props = sorted(set(rows["property"]))
+        if property is None:
+            if len(props) > 1:
+                raise ZooBenchError(
+                    f"the results hold several properties {props}; choose one with --property"
+                )
+            property = props[0] if props else "test_accuracy"
+        rows = rows[rows["property"] == property]
+        tasks = tuple(tasks) if tasks is not None else tuple(dict.fromkeys(rows["task"]))
+        pairs = {
+            t: frozenset(zip(g["source"], g["target"], strict=True))
+            for t, g in rows[rows["task"].isin(tasks)].groupby("task")
+        }
+        return cls(
+            property=property,
+            methods=tuple(methods) if methods is not None else tuple(dict.fromkeys(rows["method"])),
+            tasks=tasks,
+            seeds=tuple(seeds) if seeds is not None else tuple(sorted(set(rows["seed"]))),
+            pairs={t: pairs.get(t, frozenset()) for t in tasks},
+            suite=suite,
+            inferred=True,
+        )
+
+
+@dataclass
+class Entry:
+    """One method on one task: its state, cell counts and (when complete) its score."""
+
+    method: str
+    task: str
+    state: str
+    n_expected: int
+    n_ok: int
+    n_not_applicable: int
+    per_seed: dict[int, float] = field(default_factory=dict)
+    mean: float = math.nan
+    std: float = math.nan
+    rank: int | None = None
+    lead_significant: bool | None = None
+    lead_p_value: float = math.nan
+
+    @property
+    def n_missing(self) -> int:
+        return self.n_expected - self.n_ok - self.n_not_applicable
+
+    def text(self) -> str:
+        """The entry as a leaderboard cell, e.g. `0.512 ± 0.031 (#1)†` or `incomplete (7/12)`."""
+        if self.state == NOT_APPLICABLE:
+            return "n/a"
+        if self.state == INCOMPLETE:
+            extra = f", {self.n_not_applicable} n/a" if self.n_not_applicable else ""
+            return f"incomplete ({self.n_ok}/{self.n_expected}{extra})"
+        std = "\u2013" if math.isnan(self.std) else f"{self.std:.3f}"
+        mark = NOT_SIGNIFICANT if self.lead_significant is False else ""
+        return f"{self.mean:.3f} \u00b1 {std} (#{self.rank}){mark}"
+
+
+@dataclass
+class Leaderboard:
+    """Entries per (method, task), per-pair means for the heat maps, and the rows behind them."""
+
+    expected: Expected
+    entries: dict[tuple[str, str], Entry]
+    pairs: pd.DataFrame
+    rows: pd.DataFrame
+
+    def entry(self, method: str, task: str) -> Entry:
+        return self.entries[(method, task)]
+
+    def table(self) -> pd.DataFrame:
+        """One row per (method, task) with state, counts, mean, std, rank and significance."""
+        return pd.DataFrame(
+            [
+                {
+                    "method": e.method, "task": e.task, "state": e.state,
+                    "n_expected": e.n_expected, "n_ok": e.n_ok,
+                    "n_not_applicable": e.n_not_applicable, "n_missing": e.n_missing,
+                    "mean": e.mean, "std": e.std, "rank": e.rank,
+                    "lead_significant": e.lead_significant, "lead_p_value": e.lead_p_value,
+                }
+                for e in self.entries.values()
+            ]
+        )
+
+    def board_header(self) -> list[str]:
+        return ["method", *(f"{t} ({self.expected.n_cells(t)} cells)" for t in self.expected.tasks)]
+
+    def board_rows(self) -> list[list[str]]:
+        """The leaderboard's text cells: one row per method, one column per task."""
+        exp = self.expected
+        return [[m, *(self.entry(m, t).text() for t in exp.tasks)] for m in exp.methods]
+
+    def pair_rows(self) -> list[list[Any]]:
+        """Per (method, task, source, target): tau mean and std over seeds, seeds stored."""
+        return [
+            [r.method, r.task, r.source, r.target, format_tau(r.mean), format_tau(r.std), r.n_seeds]
+            for r in self.pairs.itertuples(index=False)
+        ]
+
+    def provenance(self) -> dict[str, str]:
+        """What produced the rows shown: commits, versions, devices, time span, cell count."""
+        r = self.rows
+        if r.empty:
+            return {"cells": "0"}
+
+        def distinct(col: str) -> str:
+            return ", ".join(sorted({str(v) for v in r[col].dropna()})) or "unknown"
+
+        return {
+            "cells": str(len(r)),
+            "zoo-bench": distinct("zoo_bench_version"),
+            "git commit": distinct("git_commit"),
+            "torch": distinct("torch_version"),
+            "device": distinct("device"),
+            "runs": str(r["run_id"].nunique()),
+            "first cell": str(r["timestamp"].min()),
+            "last cell": str(r["timestamp"].max()),
+            "fit + predict seconds": f"{_compute_seconds(r):.1f}",
+        }
+
+
+def _compute_seconds(rows: pd.DataFrame) -> float:
+    """Wall seconds spent: each shared fit counted once, plus every prediction."""
+    fits = rows.drop_duplicates(["run_id", "method", "fit_key"])["fit_seconds"].fillna(0).sum()
+    return float(fits + rows["predict_seconds"].fillna(0).sum())
+
+
+def build_leaderboard(rows: pd.DataFrame, expected: Expected) -> Leaderboard:
+    """Score every (method, task) of `expected` from result rows (see the module docstring)."""
+    wanted = rows[
+        (rows["property"] == expected.property)
+        & rows["method"].isin(expected.methods)
+        & rows["task"].isin(expected.tasks)
+        & rows["seed"].isin(expected.seeds)
+    ]
+    in_pairs = [
+        (s, t) in expected.pairs.get(task, ())
+        for task, s, t in zip(wanted["task"], wanted["source"], wanted["target"], strict=True)
+    ]
+    wanted = wanted[pd.Series(in_pairs, index=wanted.index, dtype=bool)]
+    entries = {
+        (m, t): _entry(m, t, wanted[(wanted["method"] == m) & (wanted["task"] == t)], expected)
+        for m in expected.methods
+        for t in expected.tasks
+    }
+    for task in expected.tasks:
+        _rank([entries[(m, task)] for m in expected.methods])
+    return Leaderboard(expected, entries, _pair_means(wanted, expected), wanted)
+
+
+def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> Entry:
+    n_ok = int((rows["status"] == STATUS_OK).sum())
+    n_na = int((rows["status"] == STATUS_NOT_APPLICABLE).sum())
+    n_expected = expected.n_cells(task)
+    if n_expected and n_na == n_expected:
+        state = NOT_APPLICABLE
+    elif n_expected and n_ok == n_expected:
+        state = COMPLETE
+    else:
+        state = INCOMPLETE
+    entry = Entry(method, task, state, n_expected, n_ok, n_na)
+    if state == COMPLETE:
+        per_seed = rows.groupby("seed")["kendall_tau"].mean()
+        entry.per_seed = {int(s): float(v) for s, v in per_seed.items()}
+        entry.mean, entry.std, _ = aggregate(entry.per_seed)
+    return entry
+
+
+def _rank(entries: Iterable[Entry]) -> None:
+    ranked = sorted((e for e in entries if e.state == COMPLETE), key=lambda e: (-e.mean, e.method))
+    for i, e in enumerate(ranked):
+        e.rank = i + 1
+        if i + 1 < len(ranked):
+            cmp = paired_comparison(e.per_seed, ranked[i + 1].per_seed)
+            e.lead_significant, e.lead_p_value = cmp.significant, cmp.p_value
+
+
+def _pair_means(rows: pd.DataFrame, expected: Expected) -> pd.DataFrame:
+    """Mean / std tau over seeds per (method, task, source, target); NaN unless every seed is ok."""
+    ok = rows[rows["status"] == STATUS_OK]
+    g = ok.groupby(["method", "task", "source", "target"])["kendall_tau"]
+    out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    short = out["n_seeds"] < len(expected.seeds)
+    out.loc[short, ["mean", "std"]] = math.nan
+    return out
+
+
+# --- text outputs --------------------------------------------------------------------------
+
+
+def title(lb: Leaderboard) -> str:
+    suite = f"suite `{lb.expected.suite}`, " if lb.expected.suite else ""
+    seeds = ", ".join(map(str, lb.expected.seeds))
+    return f"zoo-bench leaderboard: {suite}property `{lb.expected.property}`, seeds {seeds}"
+
+
+def notes(lb: Leaderboard) -> list[str]:
+    """Footnotes every output carries: how numbers are made and what the cell list rests on."""
+    out = [METHOD_NOTE]
+    if lb.expected.inferred:
+        out.append(
+            "The expected cells were inferred from the stored results (each task's pairs are "
+            "those any method has), not from the task definitions."
+        )
+    return out
+
+
+def rich_table(lb: Leaderboard) -> Table:
+    """The leaderboard as a rich table for the terminal."""
+    table = Table(title=title(lb), caption=notes(lb)[0], caption_justify="left")
+    header = lb.board_header()
+    table.add_column(header[0], style="bold")
+    for name in header[1:]:
+        table.add_column(name, justify="right")
+    for m in lb.expected.methods:
+        cells = []
+        for t in lb.expected.tasks:
+            e = lb.entry(m, t)
+            styles = {COMPLETE: "green" if e.rank == 1 else "", INCOMPLETE: "yellow"}
+            style = styles.get(e.state, "dim")
+            cells.append(f"[{style}]{e.text()}[/]" if style else e.text())
+        table.add_row(m, *cells)
+    return table
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_markdown(lb: Leaderboard) -> str:
+    """The leaderboard, per-pair details and provenance as a Markdown page."""
+    main = _md_table(lb.board_header(), lb.board_rows())
+    pairs = _md_table(PAIR_HEADER, lb.pair_rows())
+    prov = _md_table(["", ""], lb.provenance().items())
+    parts = [f"# {title(lb)}", main, *notes(lb), "## Per zoo pair", pairs, "## Provenance", prov]
+    return "\n\n".join(parts) + "\n"
+
+
+def format_tau(v: float) -> str:
+    """Three decimals, or a dash for a missing value."""
+    return "\u2013" if v is None or math.isnan(v) else f"{v:.3f}"
+
+
+def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
+    """Write leaderboard.md and the self-contained leaderboard.html into `out` (atomically)."""
+    from zoo_bench.report_html import render_html
+
+    out = Path(out)
+    paths = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html"}
+    write_text_atomic(paths["markdown"], to_markdown(lb))
+    write_text_atomic(paths["html"], render_html(lb))
+    return paths

@@ -1,0 +1,178 @@
+"""The leaderboard as one self-contained HTML page: inline CSS, figures as embedded PNGs.
+
+Figures are drawn with matplotlib's object API (no pyplot, no display needed): bars of mean
+tau +- std per task, and for each task with cross-zoo cells a source x target heat map per method.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from zoo_bench.leaderboard import (
+    COMPLETE,
+    INCOMPLETE,
+    PAIR_HEADER,
+    Leaderboard,
+    notes,
+    title,
+)
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.35em 0.7em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+thead th { background: #f0f3f7; }
+td.rank1 { background: #e3f4e1; font-weight: 600; }
+td.incomplete { color: #9a6700; background: #fff8e1; }
+td.na { color: #888; }
+p.note { color: #555; font-size: 0.92em; max-width: 60em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+"""
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def bars_figure(lb: Leaderboard) -> Figure:
+    """Grouped bars: mean tau per task and method, error bars = std over seeds (complete only)."""
+    exp = lb.expected
+    fig = Figure(figsize=(max(6.0, 1.8 * len(exp.tasks) + 2.5), 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(exp.methods))
+    x = np.arange(len(exp.tasks))
+    for i, m in enumerate(exp.methods):
+        entries = [lb.entry(m, t) for t in exp.tasks]
+        means = [e.mean if e.state == COMPLETE else math.nan for e in entries]
+        stds = [0.0 if math.isnan(e.std) else e.std for e in entries]
+        ax.bar(x + (i - (len(exp.methods) - 1) / 2) * width, means, width, yerr=stds,
+               capsize=3, label=m)
+    ax.set_xticks(x, [f"{t}" for t in exp.tasks])
+    ax.axhline(0, color="#444", linewidth=0.8)
+    ax.set_ylabel("Kendall's tau (mean \u00b1 std over seeds)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def heatmap_figure(lb: Leaderboard, task: str) -> Figure | None:
+    """Source x target mean tau per method for one task; None if it has no cross-zoo pairs."""
+    pairs = lb.expected.pairs.get(task, frozenset())
+    if not any(s != t for s, t in pairs):
+        return None
+    sources = sorted({s for s, _ in pairs})
+    targets = sorted({t for _, t in pairs})
+    methods = lb.expected.methods
+    cols = min(3, len(methods))
+    nrows = math.ceil(len(methods) / cols)
+    fig = Figure(
+        figsize=(4.2 * cols + 0.8, (0.45 * len(sources) + 1.8) * nrows + 0.4), layout="constrained"
+    )
+    axes = fig.subplots(nrows, cols, squeeze=False)
+    image = None
+    for ax, m in zip(axes.flat, methods, strict=False):
+        grid = _matrix(lb.pairs, m, task, sources, targets)
+        image = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        for (r, c), v in np.ndenumerate(grid):
+            in_task = (sources[r], targets[c]) in pairs
+            label = f"{v:.2f}" if not math.isnan(v) else ("\u2013" if in_task else "")
+            ax.text(c, r, label, ha="center", va="center", fontsize=8)
+        entry = lb.entry(m, task)
+        ax.set_title(m if entry.state == COMPLETE else f"{m}: {entry.text()}", fontsize=10)
+        ax.set_xticks(range(len(targets)), targets, rotation=35, ha="right", fontsize=7)
+        ax.set_yticks(range(len(sources)), sources, fontsize=7)
+        ax.set_xlabel("target zoo", fontsize=8)
+        ax.set_ylabel("source zoo", fontsize=8)
+    for ax in list(axes.flat)[len(methods):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="Kendall's tau")
+    return fig
+
+
+def _matrix(
+    pairs: pd.DataFrame, method: str, task: str, sources: Sequence[str], targets: Sequence[str]
+) -> np.ndarray:
+    sel = pairs[(pairs["method"] == method) & (pairs["task"] == task)]
+    grid = sel.pivot(index="source", columns="target", values="mean")
+    return grid.reindex(index=list(sources), columns=list(targets)).to_numpy(dtype=np.float64)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], classes: Any = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = classes[i] if classes is not None else [""] * len(row)
+        cells = "".join(
+            f"<td{f' class={c!r}' if c else ''}>{html.escape(str(v))}</td>"
+            for v, c in zip(row, cls, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _cell_class(lb: Leaderboard, method: str, task: str) -> str:
+    e = lb.entry(method, task)
+    if e.state == COMPLETE:
+        return "rank1" if e.rank == 1 else ""
+    return "incomplete" if e.state == INCOMPLETE else "na"
+
+
+def _figure(fig: Figure, alt: str, caption: str) -> str:
+    return (
+        f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{_png(fig)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def render_html(lb: Leaderboard) -> str:
+    """The whole page: leaderboard table, notes, figures, per-pair details and provenance."""
+    exp = lb.expected
+    board = _table(
+        lb.board_header(),
+        lb.board_rows(),
+        [["", *(_cell_class(lb, m, t) for t in exp.tasks)] for m in exp.methods],
+    )
+    parts = [f"<h1>{html.escape(title(lb))}</h1>", board]
+    parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes(lb)]
+    parts += [
+        "<h2>Kendall's tau per task</h2>",
+        _figure(bars_figure(lb), "bar chart of mean Kendall's tau per task and method",
+                "Bars: mean over seeds; error bars: unbiased std. Incomplete entries have no bar."),
+    ]
+    for task in exp.tasks:
+        fig = heatmap_figure(lb, task)
+        if fig is not None:
+            parts += [
+                f"<h2>Task {html.escape(task)}: tau per source and target zoo</h2>",
+                _figure(fig, f"heat maps of Kendall's tau for task {task}",
+                        "Mean tau over seeds of each (source, target) cell; \u2013 marks a cell "
+                        "without every seed stored; blank cells are not part of the task."),
+            ]
+    parts += [
+        "<h2>Per zoo pair</h2>",
+        _table(PAIR_HEADER, lb.pair_rows()),
+        "<h2>Provenance</h2>",
+        _table(["", ""], lb.provenance().items()),
+    ]
+    body = "\n".join(parts)
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title(lb))}</title><style>{CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
