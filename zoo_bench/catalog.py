@@ -324,24 +324,22 @@ def importer_for(kind: str) -> Callable[..., Path]:
 
 
 def find_source(kind: str, unpacked: Path) -> Path:
-    """The folder inside an unpacked download that the importer reads."""
+    """The one folder inside an unpacked download that the importer reads.
+
+    ctc: the folder holding weights.npy, metrics.csv.gz and layout.csv. schurholt: the folder
+    whose subfolders (one per model) hold result.json.
+    """
     if kind == "ctc":
-        found = sorted(
-            Path(d) for d, _, names in os.walk(unpacked) if set(CTC_FILES) <= set(names)
-        )
-        if len(found) != 1:
-            what = "no folder" if not found else f"{len(found)} folders ({found})"
-            raise ZooImportError(
-                f"the unpacked archive in {unpacked} has {what} holding {list(CTC_FILES)}; "
-                "is this a Small CNN Zoo archive?"
-            )
-        return found[0]
-    src = unpacked
-    while True:
-        entries = [p for p in src.iterdir() if not p.name.startswith(".")]
-        if len(entries) != 1 or not entries[0].is_dir():
-            return src
-        src = entries[0]
+        found = {Path(d) for d, _, names in os.walk(unpacked) if set(CTC_FILES) <= set(names)}
+        want = f"holding {list(CTC_FILES)}"
+    else:
+        found = {Path(d).parent for d, _, names in os.walk(unpacked) if "result.json" in names}
+        want = "whose subfolders hold result.json (one per model)"
+    if len(found) != 1:
+        rel = sorted(str(p.relative_to(unpacked)) for p in found)
+        what = "no folder" if not found else f"{len(found)} folders ({rel})"
+        raise ZooImportError(f"unpacked, they hold {what} {want}")
+    return found.pop()
 
 
 def _hand_hint(entry: CatalogEntry, zoo_dir: Path) -> str:
@@ -448,7 +446,13 @@ def ensure_zoo(
                     f"No checksum is published for {f.key}: recorded its sha256 {sha} in "
                     f"{lock.path}; later downloads are checked against it."
                 )
-        src = find_source(entry.importer, unpacked)
+        try:
+            src = find_source(entry.importer, unpacked)
+        except ZooImportError as e:
+            raise ZooImportError(
+                f"the downloads of zoo {name} in {folder}: {e}. Unpack them yourself and import "
+                f"the right folder with `zoo-bench zoo import {entry.importer} SRC {zoo_dir}`"
+            ) from None
         importer_for(entry.importer)(src, zoo_dir, name=name, overwrite=rebuild, progress=progress)
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)

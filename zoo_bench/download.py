@@ -35,7 +35,7 @@ from rich.progress import (
 
 from zoo_bench.errors import DownloadError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 FAIL_AT_ONCE = (401, 403, 404, 410)
 RETRY_STATUS = (408, 425, 429)
 HASH_BLOCK = 1 << 22
@@ -133,11 +133,10 @@ def _compare(path: Path, url: str, got_size: int, got_sha: str, got_md5: str, *,
     if problem:
         for p in remove:
             p.unlink(missing_ok=True)
-        raise DownloadError(
-            f"{path} (from {url}) does not verify: {problem}. "
-            + ("The bad file was removed; run again to download it afresh. " if remove else "")
-            + "If the upstream file changed on purpose, pin the new hash with --sha256."
-        )
+        fix = "The bad file was removed; run again to download it afresh." if remove else ""
+        if problem.startswith("expected sha256"):
+            fix += " If the upstream file changed on purpose, pin its new hash with --sha256."
+        raise DownloadError(f"{path} (from {url}) does not verify: {problem}. {fix}".strip())
 
 
 def fetch(
