@@ -164,6 +164,7 @@ def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
     assert plain.exit_code == 0, plain.output
     for name in ("standard", "cross_dataset", "cross_arch", "nfn"):
         assert name in plain.output
+    assert "[suites.<name>.permutations]" in plain.output  # printed, not eaten as markup
 
     result = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--file", str(path)])
     assert result.exit_code == 0, result.output

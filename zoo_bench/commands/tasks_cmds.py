@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zoo_bench.errors import ZooBenchError
@@ -35,23 +36,25 @@ def tasks(suite_name: str | None, toml_path: Path | None, contract: bool) -> Non
     table.add_column("task")
     table.add_column("what it scores")
     for task in list_tasks():
-        table.add_row(task.name, task.description)
+        table.add_row(escape(task.name), escape(task.description))
     console.print(table)
     console.print(
         "Every cell is scored by zoo_bench.Evaluator: Kendall's tau-b (headline) with a bootstrap "
         "95% interval, Spearman, R^2, MAE" + ("." if contract else " (--contract for details).")
     )
     if contract:
-        console.print(Evaluator.contract())
+        console.print(Evaluator.contract(), markup=False)
     if suite is not None:
         _show_suite(console, suite)
 
 
 def _show_suite(console: Console, suite: Suite) -> None:
     console.print(
-        f"\nSuite [bold]{suite.name}[/] ({suite.path}): zoos {suite.zoos!r}, "
-        f"methods {list(suite.methods)}, seeds {list(suite.seeds)}, "
-        f"property {suite.property}, epochs {suite.epochs}"
+        f"\nSuite [bold]{escape(suite.name)}[/] "
+        + escape(
+            f"({suite.path}): zoos {suite.zoos!r}, methods {list(suite.methods)}, "
+            f"seeds {list(suite.seeds)}, property {suite.property}, epochs {suite.epochs}"
+        )
     )
     present = present_zoos(suite)
     infos: dict[str, ZooInfo] = suite.expected_infos()
@@ -64,20 +67,20 @@ def _show_suite(console: Console, suite: Suite) -> None:
             infos[name] = zoo_info(zoo)
         info = infos.get(name, ZooInfo(None, None))
         size = (str(len(zoo)), str(zoo.table["run_id"].nunique())) if zoo else ("not present", "")
-        zt.add_row(name, info.dataset or "?", info.family or "?", *size)
+        zt.add_row(*(escape(c) for c in (name, info.dataset or "?", info.family or "?", *size)))
     console.print(zt)
     ct = Table(title="Cells", title_justify="left")
     for col in ("task", "per seed", f"x {len(suite.seeds)} seeds"):
         ct.add_column(col, justify="left" if col == "task" else "right")
     for name in suite.tasks:
         n = len(get_task(name).pairs(infos))
-        ct.add_row(name, str(n), str(n * len(suite.seeds)))
+        ct.add_row(escape(name), str(n), str(n * len(suite.seeds)))
     console.print(ct)
     unknown = [n for n in suite.zoo_names() if n not in infos]
     if unknown:
         console.print(
-            f"Not present, dataset and family unknown until fetched: {', '.join(unknown)}; "
-            "the cell counts leave them out."
+            escape(f"Not present, dataset and family unknown until fetched: {', '.join(unknown)}; ")
+            + "the cell counts leave them out."
         )
     if len(present) < len(suite.zoo_names()):
         console.print("Zoos not present are generated or downloaded when the suite runs.")
