@@ -146,7 +146,11 @@ class Zoo:
         return self._weights[off : off + n]
 
     def flat_batch(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Flat vectors of networks sharing one architecture, stacked as (B, P) float32."""
+        """Flat vectors of networks sharing one architecture, stacked as (B, P) float32.
+
+        Read with pread rather than through the map, so random batches copy only what they
+        need instead of mapping whole page-cache folios into this process.
+        """
         pos = np.asarray(positions, dtype=np.int64)
         archs = self.table["architecture"].to_numpy()[pos]
         if len(set(archs)) > 1:
@@ -157,11 +161,23 @@ class Zoo:
         offs = self.table["weight_offset"].to_numpy()[pos]
         n = int(self.table["n_params"].iat[int(pos[0])]) if len(pos) else 0
         out = np.empty((len(pos), n), dtype=np.float32)
-        if len(pos) and np.array_equal(offs, offs[0] + n * np.arange(len(pos))):
-            out[:] = self._weights[offs[0] : offs[0] + n * len(pos)].reshape(len(pos), n)
+        if not out.size:
             return out
-        for k, off in enumerate(offs.tolist()):
-            out[k] = self._weights[off : off + n]
+        if np.array_equal(offs, offs[0] + n * np.arange(len(pos))):
+            blocks = [(out.reshape(-1), int(offs[0]))]
+        else:
+            blocks = list(zip(out, offs.tolist(), strict=True))
+        filename = getattr(self._weights, "filename", None)
+        if filename is None:
+            for dest, off in blocks:
+                dest[:] = self._weights[off : off + dest.size]
+            return out
+        fd = os.open(filename, os.O_RDONLY)
+        try:
+            for dest, off in blocks:
+                _read_into(fd, dest, off * DTYPE.itemsize, filename)
+        finally:
+            os.close(fd)
         return out
 
     def params(
@@ -272,6 +288,17 @@ class Zoo:
             "properties": props,
             "bytes": sum((self.path / f).stat().st_size for f in (MANIFEST, TABLE, WEIGHTS)),
         }
+
+
+def _read_into(fd: int, dest: np.ndarray, offset: int, filename: str) -> None:
+    """Fill `dest` from the file at byte `offset`, however many reads it takes."""
+    buf = memoryview(dest).cast("B")
+    done = 0
+    while done < len(buf):
+        got = os.preadv(fd, [buf[done:]], offset + done)
+        if got == 0:
+            raise ZooFormatError(f"{filename} ends early (truncated?); re-create the zoo")
+        done += got
 
 
 def _read_manifest(path: Path) -> dict:
