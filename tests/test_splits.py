@@ -139,6 +139,8 @@ def test_bad_options_are_named(make_zoo, tmp_path):
         standard_split(zoo, seed=0, epochs="last", root=tmp_path / "s")
     with pytest.raises(SplitError, match="summing to 1"):
         standard_split(zoo, seed=0, ratios=(0.5, 0.5, 0.5), root=tmp_path / "s")
+    with pytest.raises(SplitError, match="non-negative integer"):
+        standard_split(zoo, seed=-1, root=tmp_path / "s")
     with pytest.raises(SplitError, match="2 usable runs"):
         standard_split(make_zoo(runs=2, name="tiny"), seed=0, root=tmp_path / "s")
 

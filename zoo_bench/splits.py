@@ -106,6 +106,8 @@ def standard_split(
     """
     _check_whole(zoo)
     ratios = _check_ratios(ratios)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise SplitError(f"seed must be a non-negative integer, got {seed!r}")
     if epochs not in EPOCHS:
         raise SplitError(f"epochs must be one of {EPOCHS}, got {epochs!r}")
     t = zoo.table
