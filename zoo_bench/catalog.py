@@ -198,7 +198,7 @@ def zenodo_record(record: int, *, api: str | None = None, policy: RetryPolicy | 
     out = []
     for f in files:
         links = f.get("links", {})
-        link = links.get("self") or links.get("content")
+        link = links.get("content") or links.get("self")
         if not f.get("key") or not link:
             raise DownloadError(f"{url}: a file entry lacks its key or download link: {f}")
         algo, _, digest = str(f.get("checksum", "")).partition(":")

@@ -247,7 +247,8 @@ def _attempt(url: str, dest: Path, offset: int, policy: RetryPolicy, session: re
             total = _total_from_range(resp.headers.get("Content-Range", ""))
         elif status == 200:
             if offset:
-                console.print(f"{url}: the server did not resume (no Range support); starting over")
+                console.print(f"{url}: the server sent the whole file (no Range support, or the "
+                              "file changed); starting over")
                 offset = 0
             length = resp.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else None
