@@ -58,7 +58,7 @@ class RetryPolicy:
     backoff: float = 1.0
     max_backoff: float = 60.0
     timeout: float = 30.0
-    chunk: int = 1 << 20
+    chunk: int = 1 << 18
 
     def wait(self, failures: int) -> float:
         """Seconds to sleep after the `failures`-th failure in a row (1, 2, ...)."""
@@ -269,7 +269,7 @@ def _attempt(url: str, dest: Path, offset: int, policy: RetryPolicy, session: re
                     if on_chunk is not None:
                         on_chunk(received)
             except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
-                raise _Transient(f"connection lost after {received} bytes ({_reason(e)})") from None
+                raise _Transient(f"connection lost ({_reason(e)}); {received} bytes kept") from None
         if total is not None and received != total:
             raise _Transient(f"connection closed after {received} of {total} bytes")
     return received, sha.hexdigest(), md.hexdigest(), offset
