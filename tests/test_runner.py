@@ -1,0 +1,218 @@
+"""Runner: one fit per fit key, one stored row per cell, overwrite modes, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo_bench import provenance
+from zoo_bench.errors import ZooBenchError
+from zoo_bench.evaluator import Evaluator
+from zoo_bench.predictor import Predictor, register_predictor
+from zoo_bench.results import cell_path, read_cells, read_predictions
+from zoo_bench.runner import expected_cells, make_predictor, plan_jobs, run_jobs
+
+HERE = Path(__file__).resolve().parent
+FITS: list[tuple[str, int]] = []
+FAST = Evaluator(n_boot=20)
+
+
+@register_predictor("fake-mean")
+class MeanWeight(Predictor):
+    """Predicts a network's mean weight (times `scale`); records every fit in FITS."""
+
+    defaults = {"scale": 1.0, "sleep": 0.0}
+
+    def fit(self, train, val, target, ctx):
+        FITS.append((train.name, ctx.seed))
+        time.sleep(self._hparams["sleep"])
+
+    def predict(self, zoo):
+        return np.array([self._hparams["scale"] * float(np.mean(zoo.flat(i)))
+                         for i in range(len(zoo))])
+
+
+@register_predictor("fake-picky")
+class Picky(MeanWeight):
+    """Supports no architecture at all."""
+
+    def supports(self, arch):
+        return False
+
+
+@register_predictor("fake-broken")
+class Broken(MeanWeight):
+    """Its fit always fails."""
+
+    def fit(self, train, val, target, ctx):
+        raise RuntimeError("diverged on purpose")
+
+
+@pytest.fixture
+def zoos(make_zoo, tmp_path, monkeypatch):
+    """Two toy ctc zoos on different datasets (so cross_dataset has 4 pairs); cache in tmp."""
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
+    FITS.clear()
+    return {n: make_zoo(runs=15, seed=i, name=n, dataset=d)
+            for i, (n, d) in enumerate([("toy-d1-ctc", "d1"), ("toy-d2-ctc", "d2")])}
+
+
+def run(jobs, results, **kw):
+    """The runner as the tests use it: on the CPU, quietly, with a short bootstrap."""
+    return run_jobs(jobs, results, **{"device": "cpu", "progress": False, "evaluator": FAST, **kw})
+
+
+def jobs_for(zoos, methods=("fake-mean",), seeds=(0, 1)):
+    return plan_jobs(zoos, methods, ["standard", "cross_dataset"], seeds, "test_accuracy")
+
+
+def test_each_fit_key_is_fitted_once_and_every_cell_is_stored(zoos, tmp_path):
+    jobs = jobs_for(zoos)
+    assert len(jobs) == (2 + 4) * 2
+    report = run(jobs, tmp_path / "results",
+                      budgets={"fake-mean": {"max_epochs": 3, "scale": 2.0}})
+
+    assert sorted(FITS) == sorted((z, s) for z in zoos for s in (0, 1))
+    assert len(report.computed) == 12 and not report.errors
+    rows = read_cells(tmp_path / "results")
+    assert len(rows) == 12 and set(rows["status"]) == {"ok"}
+    assert set(rows["fit_shared_by"]) == {3}
+    assert rows.groupby("fit_key").size().tolist() == [3, 3, 3, 3]
+
+    job = next(j for j in jobs if j.cell.task == "cross_dataset" and j.cell.source != j.cell.target)
+    row = rows.set_index("cell_key").loc[job.key.digest]
+    assert (row.split_sha256_train, row.split_sha256_test) == (job.cell.train_sha256,
+                                                               job.cell.test_sha256)
+    assert row.source_sha256 == zoos[job.cell.source].manifest_sha256
+    assert row.target_sha256 == zoos[job.cell.target].manifest_sha256
+    assert json.loads(row.hparams) == {"scale": 2.0, "sleep": 0.0}
+    assert json.loads(row.budget) == {"max_epochs": 3, "scale": 2.0}
+    assert row.n_test == len(job.cell.test) and row.n == len(job.cell.test)
+    assert len(row.git_commit) == 40 and row.device.startswith("cpu")
+    assert row.fit_seconds >= 0 and row.predict_seconds >= 0 and row.peak_rss_mb > 0
+
+    preds = read_predictions(tmp_path / "results", [job.key.digest])
+    test = job.cell.test
+    np.testing.assert_array_equal(preds["network_id"], test.table["network_id"])
+    np.testing.assert_allclose(preds["y_true"], test.targets("test_accuracy"))
+    want = [2 * np.mean(test.flat(i)) for i in range(len(test))]
+    np.testing.assert_allclose(preds["y_pred"], want, rtol=1e-6)
+
+
+def test_only_missing_skips_stored_cells_never_refuses_always_redoes(zoos, tmp_path):
+    jobs, results = jobs_for(zoos), tmp_path / "results"
+    run(jobs, results)
+    FITS.clear()
+
+    again = run(jobs, results)
+    assert (len(again.skipped), len(again.computed), FITS) == (12, 0, [])
+
+    cell_path(results, jobs[5].key).unlink()
+    resumed = run(jobs, results)
+    assert resumed.computed == [jobs[5].key] and len(FITS) == 1
+
+    with pytest.raises(ZooBenchError, match="12 of 12 planned cells are already stored"):
+        run(jobs, results, overwrite="never")
+    FITS.clear()
+    redo = run(jobs, results, overwrite="always")
+    assert len(redo.computed) == 12 and len(FITS) == 4
+    assert len(read_cells(results)) == 12
+    with pytest.raises(ZooBenchError, match="overwrite must be one of"):
+        run(jobs, results, overwrite="sometimes")
+
+
+def test_unsupported_architectures_are_stored_as_not_applicable(zoos, tmp_path):
+    report = run(jobs_for(zoos, ["fake-picky"]), tmp_path)
+    assert len(report.not_applicable) == 12 and FITS == []
+    rows = read_cells(tmp_path)
+    assert set(rows["status"]) == {"not_applicable"} and rows["kendall_tau"].isna().all()
+    assert read_predictions(tmp_path).empty
+
+
+def test_a_failing_method_is_recorded_and_retried_without_stopping_others(zoos, tmp_path):
+    jobs = jobs_for(zoos, ["fake-broken", "fake-mean"], seeds=(0,))
+    report = run(jobs, tmp_path)
+    assert len(report.errors) == 6 and len(report.computed) == 6
+    rows = read_cells(tmp_path)
+    broken = rows[rows["method"] == "fake-broken"]
+    assert set(broken["status"]) == {"error"}
+    assert broken["error"].str.contains("RuntimeError: diverged on purpose").all()
+    retry = run(jobs, tmp_path)
+    assert len(retry.skipped) == 6 and len(retry.errors) == 6
+
+
+def test_unknown_methods_fail_before_any_work(zoos, tmp_path):
+    jobs = jobs_for(zoos, ["fake-mean", "fake-maen"])
+    with pytest.raises(ZooBenchError, match="did you mean 'fake-mean'"):
+        run(jobs, tmp_path)
+    assert not (tmp_path / "cells").exists()
+
+
+def test_budget_tables_split_into_limits_and_hyperparameters():
+    predictor, budget = make_predictor("fake-mean", {"max_epochs": 4, "max_seconds": 9, "scale": 3})
+    assert (budget.max_epochs, budget.max_seconds) == (4, 9)
+    assert predictor.hparams() == {"scale": 3, "sleep": 0.0}
+
+
+def test_the_closing_summary_expects_exactly_the_planned_cells(zoos):
+    exp = expected_cells(jobs_for(zoos), suite="toy")
+    assert exp.tasks == ("standard", "cross_dataset") and exp.seeds == (0, 1)
+    assert exp.n_cells("cross_dataset") == 8 and exp.n_cells("standard") == 4
+
+
+def test_git_commit_is_unknown_outside_its_own_checkout(tmp_path, monkeypatch):
+    assert len(provenance.git_commit()) == 40
+    monkeypatch.setattr(provenance, "PACKAGE_DIR", tmp_path)
+    assert provenance.git_commit() == "unknown" and provenance.git_dirty() is None
+
+
+CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+import test_runner
+from test_runner import FAST
+from zoo_bench.store import Zoo
+from zoo_bench.runner import plan_jobs, run_jobs
+zoos = {{p.name: Zoo.open(p) for p in map(Path, {zoo_paths!r})}}
+jobs = plan_jobs(zoos, ["fake-mean"], ["standard", "cross_dataset"], (0, 1), "test_accuracy")
+run_jobs(jobs, Path({results!r}), device="cpu", progress=False, evaluator=FAST,
+         budgets={{"fake-mean": {{"sleep": 0.4}}}})
+"""
+
+
+def test_a_killed_run_resumes_with_only_the_missing_cells(zoos, tmp_path):
+    results = tmp_path / "results"
+    script = CHILD.format(tests=str(HERE), zoo_paths=[str(z.path) for z in zoos.values()],
+                          results=str(results))
+    child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list((results / "cells").rglob("*.parquet")):
+        assert child.poll() is None, child.stderr.read().decode()
+        assert time.monotonic() < deadline, "no cell appeared in 120 s"
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    stored = read_cells(results)
+    assert 1 <= len(stored) < 12, "the kill came after the first fit group, before the last"
+    first_run = set(stored["cell_key"])
+    assert stored["run_id"].nunique() == 1
+
+    jobs = jobs_for(zoos)
+    report = run(jobs, results)
+    assert {k.digest for k in report.skipped} == first_run
+    assert {k.digest for k in report.computed} == {j.key.digest for j in jobs} - first_run
+    rows = read_cells(results)
+    assert len(rows) == 12 and rows["cell_key"].is_unique and set(rows["status"]) == {"ok"}
+    assert rows["run_id"].nunique() == 2
+    assert set(read_predictions(results)["cell_key"]) == set(rows["cell_key"])
