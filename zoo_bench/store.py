@@ -152,10 +152,10 @@ class Zoo:
         need instead of mapping whole page-cache folios into this process.
         """
         pos = np.asarray(positions, dtype=np.int64)
-        archs = self.table["architecture"].to_numpy()[pos]
-        if len(set(archs)) > 1:
+        archs = set(self.table["architecture"].take(pos).unique())
+        if len(archs) > 1:
             raise ValueError(
-                f"flat_batch needs one architecture, got {sorted(set(archs))}; "
+                f"flat_batch needs one architecture, got {sorted(archs)}; "
                 "group first with zoo.arch_groups(positions)"
             )
         offs = self.table["weight_offset"].to_numpy()[pos]
@@ -219,20 +219,20 @@ class Zoo:
                 f"{self.path / TABLE}: {len(self.table)} rows, manifest says "
                 f"{self.manifest['n_networks']}"
             )
-        unknown = set(self.table["architecture"]) - set(self.architectures)
+        codes, names = pd.factorize(self.table["architecture"])
+        unknown = set(names) - set(self.architectures)
         if unknown:
             raise ZooFormatError(
                 f"{self.path / TABLE}: architectures {sorted(unknown)} not in manifest"
             )
-        sizes = {k: a.n_params for k, a in self.architectures.items()}
-        want = self.table["architecture"].map(sizes)
-        bad = self.table.index[want.to_numpy() != self.table["n_params"].to_numpy()]
+        want = np.array([self.architectures[n].n_params for n in names], dtype=np.int64)[codes]
+        bad = np.flatnonzero(want != self.table["n_params"].to_numpy())
         if len(bad):
             i = int(bad[0])
             raise ZooFormatError(
                 f"{self.path / TABLE}: network {self.table['network_id'].iat[i]} has "
                 f"{self.table['n_params'].iat[i]} weights but architecture "
-                f"{self.table['architecture'].iat[i]} needs {int(want.iat[i])}"
+                f"{self.table['architecture'].iat[i]} needs {int(want[i])}"
             )
         ends = self.table["weight_offset"].to_numpy() + self.table["n_params"].to_numpy()
         if len(ends) and int(ends.max()) > len(self._weights):
