@@ -24,6 +24,8 @@ from rich.table import Table
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, write_text_atomic
 from zoo_bench.stats import aggregate, paired_comparison
+from zoo_bench.suite import Suite, present_zoos
+from zoo_bench.tasks import get_task, zoo_info
 
 COMPLETE = "complete"
 INCOMPLETE = "incomplete"
@@ -87,6 +89,33 @@ class Expected:
             suite=suite,
             inferred=True,
         )
+
+
+def expected_for_suite(suite: Suite, rows: pd.DataFrame) -> Expected:
+    """What a complete run of `suite` stores: each task's pairs from the task definitions.
+
+    A generated suite knows every zoo's dataset and family up front; a catalog suite knows those
+    of the zoos in the cache, so pairs of zoos not present are taken from the stored rows (and
+    the leaderboard says the cell list was partly inferred).
+    """
+    infos = suite.expected_infos()
+    if not infos:
+        infos = {name: zoo_info(z) for name, z in present_zoos(suite).items()}
+    unknown = set(suite.zoo_names()) - set(infos)
+    pairs = {}
+    for task in suite.tasks:
+        defined = set(get_task(task).pairs(infos))
+        if unknown:
+            seen = rows[(rows["task"] == task) & (rows["property"] == suite.property)]
+            defined |= {
+                (s, t) for s, t in zip(seen["source"], seen["target"], strict=True)
+                if {s, t} & unknown and {s, t} <= set(suite.zoo_names())
+            }
+        pairs[task] = frozenset(defined)
+    return Expected(
+        property=suite.property, methods=suite.methods, tasks=suite.tasks, seeds=suite.seeds,
+        pairs=pairs, suite=suite.name, inferred=bool(unknown),
+    )
 
 
 @dataclass
@@ -266,8 +295,8 @@ def notes(lb: Leaderboard) -> list[str]:
     out = [METHOD_NOTE]
     if lb.expected.inferred:
         out.append(
-            "The expected cells were inferred from the stored results (each task's pairs are "
-            "those any method has), not from the task definitions."
+            "The expected cells were (partly) inferred from the stored results: pairs any method "
+            "has count as expected where the task definitions could not be applied."
         )
     return out
 

@@ -165,6 +165,7 @@ class _Runner:
         self.suite = suite
         self.evaluator = evaluator
         self.progress = progress
+        FitContext(device=device)
         self.torch_device = str(resolve_device(device))
         self.prov = RunProvenance.collect(self.torch_device)
 
