@@ -35,3 +35,8 @@ zoo.add_command(download)
 from zoo_bench.commands.methods_cmds import methods  # noqa: E402
 
 main.add_command(methods)
+
+from zoo_bench.commands.run_cmds import leaderboard, run  # noqa: E402
+
+main.add_command(run)
+main.add_command(leaderboard)
