@@ -23,6 +23,7 @@ from zoo_bench.leaderboard import (
     NOT_SIGNIFICANT,
     Expected,
     build_leaderboard,
+    expected_for_suite,
     to_markdown,
     write_outputs,
 )
@@ -35,6 +36,7 @@ from zoo_bench.results import (
     read_cells,
     write_cell,
 )
+from zoo_bench.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "scripts" / "screenshot_leaderboard.py"
@@ -197,3 +199,47 @@ def test_chromium_renders_the_page_and_a_blank_page_fails(results, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1
     assert "blank" in bad.stderr and "table(s)" in bad.stderr
+
+
+SUITES_TOML = """
+[generate.tiny]
+datasets = ["a", "b"]
+families = ["f", "g"]
+runs = 4
+epochs = 1
+
+[suites.tiny]
+zoos = "generate:tiny"
+tasks = ["standard", "cross_dataset", "cross_arch"]
+methods = ["a", "b"]
+seeds = [0, 1]
+
+[suites.listed]
+zoos = ["zoo-x", "zoo-y"]
+tasks = ["standard"]
+methods = ["a"]
+seeds = [0]
+"""
+
+
+def test_a_generated_suite_expects_its_tasks_pairs_without_any_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "benchmark.toml").write_text(SUITES_TOML)
+    suite = load_suite("tiny", tmp_path / "benchmark.toml")
+    exp = expected_for_suite(suite, read_cells(tmp_path))
+    assert not exp.inferred and exp.suite == "tiny"
+    assert {t: exp.n_cells(t) for t in exp.tasks} == {
+        "standard": 4 * 2, "cross_dataset": 8 * 2, "cross_arch": 8 * 2}
+    assert ("tiny-a-f", "tiny-b-f") in exp.pairs["cross_dataset"]
+    assert ("tiny-a-f", "tiny-b-g") not in exp.pairs["cross_dataset"]
+
+
+def test_a_catalog_suite_without_its_zoos_takes_their_pairs_from_the_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
+    (tmp_path / "benchmark.toml").write_text(SUITES_TOML)
+    for zoo in ("zoo-x", "zoo-elsewhere"):
+        write_cell(tmp_path, new_row(CellKey("a", "standard", zoo, zoo, 0, "test_accuracy"),
+                                     status=STATUS_OK, kendall_tau=0.5, timestamp=now()))
+    suite = load_suite("listed", tmp_path / "benchmark.toml")
+    exp = expected_for_suite(suite, read_cells(tmp_path))
+    assert exp.inferred and exp.pairs["standard"] == {("zoo-x", "zoo-x")}
