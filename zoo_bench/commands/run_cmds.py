@@ -116,12 +116,12 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str,
         raise SystemExit(1)
 
 
-def _suite_of(rows_suites: Sequence[str | None], name: str | None,
+def _suite_of(rows_suites: Sequence[str], name: str | None,
               suite_file: Path | None) -> Suite | None:
     """The suite asked for, else the one suite every stored row names (if it still loads)."""
     if name is not None:
         return load_suite(name, suite_file)
-    named = {s for s in rows_suites if s is not None}
+    named = set(rows_suites)
     if len(named) != 1:
         return None
     try:
@@ -152,7 +152,7 @@ def leaderboard(results: Path, suite_name: str | None, suite_file: Path | None,
         rows = read_cells(results)
         if rows.empty:
             raise ZooBenchError(f"no results in {results}; run `zoo-bench run` first")
-        suite = _suite_of(list(rows["suite"]), suite_name, suite_file)
+        suite = _suite_of(list(rows["suite"].dropna()), suite_name, suite_file)
         if suite is None:
             expected = Expected.from_rows(rows, prop)
         else:
