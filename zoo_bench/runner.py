@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,14 +158,17 @@ class _Runner:
     """State shared by the cells of one run: where to write, provenance, budgets, display."""
 
     def __init__(self, results: Path, device: str, budgets: Mapping[str, Mapping[str, Any]],
-                 suite: str | None, evaluator: Evaluator, progress: bool):
+                 suite: str | None, evaluator: Evaluator, progress: bool, report: RunReport,
+                 advance: Callable[[Job, str], None]):
+        FitContext(device=device)  # a malformed device string fails here, before any fit
         self.results = Path(results)
         self.device = device
         self.budgets = budgets
         self.suite = suite
         self.evaluator = evaluator
         self.progress = progress
-        FitContext(device=device)
+        self.report = report
+        self.advance = advance
         self.torch_device = str(resolve_device(device))
         self.prov = RunProvenance.collect(self.torch_device)
 
@@ -182,7 +185,7 @@ class _Runner:
             timestamp=now(), **self.prov.as_dict(), **fields,
         )
 
-    def run_group(self, group: list[Job], report: RunReport, advance: Any) -> None:
+    def run_group(self, group: list[Job]) -> None:
         """Fit once for the group's shared training data, then score and store each cell."""
         first = group[0]
         budget_table = self.budgets.get(first.method, {})
@@ -192,7 +195,7 @@ class _Runner:
             common["hparams"] = hparams_json(predictor.hparams())
             if not _supports(predictor, first.cell.train, first.cell.val):
                 for job in group:
-                    self.finish(job, report, advance, STATUS_NOT_APPLICABLE, common)
+                    self.finish(job, STATUS_NOT_APPLICABLE, common)
                 return
             reset_peak_cuda(self.torch_device)
             ctx = FitContext(seed=first.cell.seed, device=self.device, budget=budget,
@@ -203,16 +206,16 @@ class _Runner:
                           n_parameters=predictor.n_parameters())
         except Exception as e:  # a failing method must not stop the other methods' cells
             for job in group:
-                self.finish(job, report, advance, STATUS_ERROR, common, error=_error_text(e))
+                self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
         for job in group:
-            self.score(predictor, job, report, advance, common)
+            self.score(predictor, job, common)
 
-    def score(self, predictor: Predictor, job: Job, report: RunReport, advance: Any,
-              common: dict[str, Any]) -> None:
+    def score(self, predictor: Predictor, job: Job, common: dict[str, Any]) -> None:
+        """Predict the cell's test networks with the fitted predictor, evaluate, store."""
         test = job.cell.test
         if not _supports(predictor, test):
-            self.finish(job, report, advance, STATUS_NOT_APPLICABLE, common)
+            self.finish(job, STATUS_NOT_APPLICABLE, common)
             return
         try:
             start = time.perf_counter()
@@ -221,27 +224,26 @@ class _Runner:
             y_true = test.targets(job.cell.property)
             scores = self.evaluator.eval(y_true, y_pred)
         except Exception as e:  # recorded as an error cell; retried by the next only-missing run
-            self.finish(job, report, advance, STATUS_ERROR, common, error=_error_text(e))
+            self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
         preds = pd.DataFrame(
             {"network_id": test.table["network_id"].to_numpy(), "y_true": y_true,
              "y_pred": np.asarray(y_pred, dtype=np.float64)}
         )
-        self.finish(job, report, advance, STATUS_OK, {**common, **scores,
-                                                       "predict_seconds": seconds}, preds=preds)
+        fields = {**common, **scores, "predict_seconds": seconds}
+        self.finish(job, STATUS_OK, fields, preds=preds)
 
-    def finish(self, job: Job, report: RunReport, advance: Any, status: str,
-               fields: dict[str, Any], error: str | None = None,
+    def finish(self, job: Job, status: str, fields: dict[str, Any], error: str | None = None,
                preds: pd.DataFrame | None = None) -> None:
         """Write the cell's row (and predictions) and count it in the report."""
         write_cell(self.results, self.row(job, status, error=error, **fields), preds)
         if status == STATUS_OK:
-            report.computed.append(job.key)
+            self.report.computed.append(job.key)
         elif status == STATUS_NOT_APPLICABLE:
-            report.not_applicable.append(job.key)
+            self.report.not_applicable.append(job.key)
         else:
-            report.errors[job.key] = error or ""
-        advance(job, status)
+            self.report.errors[job.key] = error or ""
+        self.advance(job, status)
 
 
 def run_jobs(
@@ -262,7 +264,6 @@ def run_jobs(
     for method in dict.fromkeys(j.method for j in jobs):
         get_predictor(method)
     todo = _todo(jobs, results, overwrite, report)
-    runner = _Runner(results, device, budgets or {}, suite, evaluator or Evaluator(), progress)
     bar = Progress(
         TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
@@ -274,9 +275,11 @@ def run_jobs(
         def advance(job: Job, status: str) -> None:
             bar.update(task, advance=1, description=f"{_label(job)}: {status}")
 
+        runner = _Runner(results, device, budgets or {}, suite, evaluator or Evaluator(),
+                         progress, report, advance)
         for group in _groups(todo):
             bar.update(task, description=f"{_label(group[0])}: fitting ({len(group)} cells)")
-            runner.run_group(group, report, advance)
+            runner.run_group(group)
     return report
 
 
