@@ -14,6 +14,7 @@ A layer whose next layer's input does not match one of these patterns is left fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,16 +26,16 @@ ODD_ACTIVATIONS = ("tanh",)
 
 @dataclass(frozen=True)
 class HiddenLayer:
-    """A layer whose output units may be permuted (and sign-flipped if `signs`)."""
+    """A layer whose output units may be permuted (and sign-flipped, see `odd_ok`)."""
 
     index: int  # layer index in the architecture
     units: int  # output units (channels)
     block: int  # next layer's input columns per unit
-    signs: bool  # sign flips allowed
+    odd_ok: bool  # sign flips allowed when the activation is odd (pooling commutes with -x)
 
 
-def hidden_layers(arch: Architecture, activation: str) -> list[HiddenLayer]:
-    """The layers of `arch` that a symmetry transformation acts on, for this activation."""
+def hidden_layers(arch: Architecture) -> list[HiddenLayer]:
+    """The layers of `arch` that a symmetry transformation acts on."""
     out = []
     for i, (layer, nxt) in enumerate(zip(arch.layers, arch.layers[1:], strict=False)):
         if nxt.kind == "conv2d" or layer.kind == "linear" or layer.pool == "gap":
@@ -44,8 +45,7 @@ def hidden_layers(arch: Architecture, activation: str) -> list[HiddenLayer]:
         else:
             block = 0
         if block:
-            signs = activation in ODD_ACTIVATIONS and layer.pool != "max2"
-            out.append(HiddenLayer(i, layer.fan_out, block, signs))
+            out.append(HiddenLayer(i, layer.fan_out, block, layer.pool != "max2"))
     return out
 
 
@@ -59,18 +59,17 @@ class Transform:
 
 
 def sample_transform(
-    arch: Architecture, activation: str, n: int, generator: torch.Generator | None = None
+    arch: Architecture, activations: Sequence[str], generator: torch.Generator | None = None
 ) -> Transform:
-    """Draw n transformations uniformly from the symmetry group above."""
-    layers = tuple(hidden_layers(arch, activation))
+    """Draw one transformation per network (given by its activation) uniformly from its group."""
+    layers = tuple(hidden_layers(arch))
+    n = len(activations)
+    odd = torch.tensor([a in ODD_ACTIVATIONS for a in activations], dtype=torch.bool)[:, None]
     perms, signs = [], []
     for h in layers:
         perms.append(torch.argsort(torch.rand(n, h.units, generator=generator), dim=1))
-        if h.signs:
-            flip = torch.rand(n, h.units, generator=generator) < 0.5
-            signs.append(1.0 - 2.0 * flip.to(torch.float32))
-        else:
-            signs.append(torch.ones(n, h.units))
+        flip = (torch.rand(n, h.units, generator=generator) < 0.5) & odd & h.odd_ok
+        signs.append(1.0 - 2.0 * flip.to(torch.float32))
     return Transform(layers, tuple(perms), tuple(signs))
 
 
@@ -79,12 +78,13 @@ def apply_transform(arch: Architecture, flats: torch.Tensor, g: Transform) -> to
     flats = torch.as_tensor(flats)
     params = [[w, b] for w, b in arch.unflatten(flats)]
     for h, perm, sign in zip(g.layers, g.perms, g.signs, strict=True):
+        perm, sign = perm.to(flats.device), sign.to(flats.device)
         w, b = params[h.index]
         rows = perm.view(*perm.shape, *([1] * (w.dim() - 2))).expand_as(w)
         params[h.index][0] = w.gather(1, rows) * sign.view(*sign.shape, *([1] * (w.dim() - 2)))
         params[h.index][1] = b.gather(1, perm) * sign
         nw = params[h.index + 1][0]
-        cols = (perm[:, :, None] * h.block + torch.arange(h.block)).flatten(1)
+        cols = (perm[:, :, None] * h.block + torch.arange(h.block, device=flats.device)).flatten(1)
         col_sign = sign.repeat_interleave(h.block, dim=1)
         shape = (nw.shape[0], 1, nw.shape[2], *([1] * (nw.dim() - 3)))
         idx = cols.view(shape).expand_as(nw)
