@@ -67,6 +67,7 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     cols: dict[str, list[int]] = {k: [] for k in ("net", "depth", "kind", "w", "b", "fan", "units")}
     buffers, offset, net = [], 0, 0
+    device = torch.as_tensor(groups[0][1]).device if groups else torch.device("cpu")
     for arch, flats in groups:
         flats = torch.as_tensor(flats)
         if flats.dim() != 2 or flats.shape[1] != arch.n_params:
@@ -87,10 +88,10 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
                 cols["units"].append(layer.fan_out)
             offset += arch.n_params
             net += 1
-    t = {k: torch.tensor(v, dtype=torch.int64) for k, v in cols.items()}
+    t = {k: torch.tensor(v, dtype=torch.int64, device=device) for k, v in cols.items()}
     n_chunks = -(-(t["units"] * (t["fan"] + 1)) // chunk_size)
-    chunk_start = torch.cat([torch.zeros(1, dtype=torch.int64), n_chunks.cumsum(0)])
-    first_item = torch.searchsorted(t["net"], torch.arange(net + 1), side="left")
+    chunk_start = torch.cat([n_chunks.new_zeros(1), n_chunks.cumsum(0)])
+    first_item = torch.searchsorted(t["net"], torch.arange(net + 1, device=device), side="left")
     return ChunkLayout(
         chunk_size=chunk_size,
         buffer=buffers[0] if len(buffers) == 1 else torch.cat(buffers),
@@ -113,9 +114,10 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     Padding gets `pad_value`; it is masked everywhere downstream, so its value must not matter.
     """
     c = lay.chunk_size
-    cid = torch.arange(start, end)
+    device = lay.chunk_start.device
+    cid = torch.arange(start, end, device=device)
     item = torch.searchsorted(lay.chunk_start, cid, right=True) - 1
-    pos = (cid - lay.chunk_start[item])[:, None] * c + torch.arange(c)  # position in the layer
+    pos = (cid - lay.chunk_start[item])[:, None] * c + torch.arange(c, device=device)
     fan = lay.fan[item][:, None]
     unit, j = pos // (fan + 1), pos % (fan + 1)
     mask = unit < lay.units[item][:, None]
@@ -123,7 +125,7 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     idx = torch.where(is_bias, lay.bias_start[item][:, None] + unit,
                       lay.weight_start[item][:, None] + unit * fan + j)
     values = lay.buffer[torch.where(mask, idx, 0)].to(torch.float32)
-    values = torch.where(mask, values, torch.as_tensor(pad_value, dtype=values.dtype))
+    values = torch.where(mask, values, torch.full_like(values, pad_value))
     return Chunks(values=values, mask=mask, is_bias=is_bias, item=item)
 
 

@@ -33,7 +33,7 @@ class SNEConfig:
     """The encoder's shape and its ablation switches (see the README section on SNE)."""
 
     dim: int = 16
-    heads: int = 2
+    heads: int = 1
     chunk_size: int = 32
     chunk_block: str = "sab"  # set-to-set over the elements of a chunk: "sab" or "isab"
     inducing: int = 4  # inducing points of every ISAB
@@ -56,7 +56,8 @@ class SNEConfig:
 def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
     """Transformer-style sin/cos encoding of integer positions (n,) -> (n, dim)."""
     half = dim // 2
-    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half, 1))
+    steps = torch.arange(half, dtype=torch.float32, device=pos.device)
+    freq = torch.exp(-math.log(10000.0) * steps / max(half, 1))
     angle = pos.to(torch.float32)[:, None] * freq
     enc = torch.cat([angle.sin(), angle.cos()], dim=1)
     return torch.nn.functional.pad(enc, (0, dim - enc.shape[1]))
@@ -69,7 +70,8 @@ class SNEEncoder(nn.Module):
         super().__init__()
         self.config = cfg = config or SNEConfig()
         d, h, m = cfg.dim, cfg.heads, cfg.inducing
-        self.lift = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, d))
+        self.lift_in = nn.Linear(1, d)
+        self.lift_out = nn.Linear(d, d)
         self.element_type = nn.Embedding(4, d)  # (conv2d, linear) x (weight, bias)
         self.chunk_set = SAB(d, h) if cfg.chunk_block == "sab" else ISAB(d, h, m)
         self.chunk_pool = PMA(d, h)
@@ -81,6 +83,9 @@ class SNEEncoder(nn.Module):
             self.over_layers_set = ISAB(d, h, m)
             self.over_layers_pool = PMA(d, h)
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        # weights are multiplied by this one scalar before the lift (set from a training zoo's
+        # weight spread by the predictor), so typical weights reach the lift at unit scale
+        self.register_buffer("weight_scale", torch.ones(()))
 
     def forward(
         self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0
@@ -116,16 +121,33 @@ class SNEEncoder(nn.Module):
     ) -> torch.Tensor:
         return sinusoid(depth, self.config.dim) + table(kind)
 
+    def lift(
+        self, values: torch.Tensor, is_bias: torch.Tensor, depth: torch.Tensor, kind: torch.Tensor
+    ) -> torch.Tensor:
+        """Element features (n, c, d) = lift_out(GELU(w * scale * value + b + encoding)).
+
+        The element's encoding (depth sinusoid + (layer type, weight or bias) embedding of its
+        chunk's layer) enters the lift's hidden pre-activation: the same as lifting the tuple
+        (value, encoding), in two passes over the elements instead of five.
+        """
+        n, d = values.shape[0], self.config.dim
+        base = self.lift_in.bias.expand(n, 1, d)
+        if self.config.positional:
+            base = base + (sinusoid(depth, d) + self.element_type(kind * 2))[:, None]
+        pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0] * self.weight_scale)
+        if self.config.positional:
+            row, col = is_bias.nonzero(as_tuple=True)
+            delta = self.element_type(kind[row] * 2 + 1) - self.element_type(kind[row] * 2)
+            pre = pre.index_put_((row, col), delta, accumulate=True)
+        return self.lift_out(nn.functional.gelu(pre))
+
     def chunk_vectors(
         self, lay: ChunkLayout, c0: int, c1: int, pad_value: float = 0.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Vectors (n, d) of global chunks [c0, c1) and the set each belongs to (layer or net)."""
         ch = build_chunks(lay, c0, c1, pad_value)
         depth, kind = lay.depth[ch.item], lay.kind[ch.item]
-        x = self.lift(ch.values[..., None])
-        if self.config.positional:
-            x = x + self.element_type(kind[:, None] * 2 + ch.is_bias)
-            x = x + sinusoid(depth, self.config.dim)[:, None]
+        x = self.lift(ch.values, ch.is_bias, depth, kind)
         x = self.chunk_pool(self.chunk_set(x, ch.mask), ch.mask)
         if self.config.positional:
             x = x + self._encoding(depth, kind, self.chunk_type)
@@ -147,13 +169,13 @@ class SNEEncoder(nn.Module):
         state = None
         for s, e in pieces:
             x, _ = self.chunk_vectors(lay, s, e, pad_value)
-            zero = torch.zeros(len(x), dtype=torch.int64)
+            zero = torch.zeros(len(x), dtype=torch.int64, device=x.device)
             state = merge(state, self.over_chunks_set.summary_state(x, zero, 1))
         summary = self.over_chunks_set.summary(state)
         state = None
         for s, e in pieces:
             x, _ = self.chunk_vectors(lay, s, e, pad_value)
-            zero = torch.zeros(len(x), dtype=torch.int64)
+            zero = torch.zeros(len(x), dtype=torch.int64, device=x.device)
             y = self.over_chunks_set.read_back(x, summary, zero)
             state = merge(state, self.over_chunks_pool.state(y, zero, 1))
         return self.over_chunks_pool.finish(state)

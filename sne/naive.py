@@ -67,10 +67,7 @@ def _layer_chunks(
     values = torch.cat([rows.reshape(-1), torch.full((extra,), pad)]).view(n, c)
     is_bias = torch.cat([bias.reshape(-1), torch.zeros(extra, dtype=torch.bool)]).view(n, c)
     mask = torch.arange(n * c).view(n, c) < length
-    x = model.lift(values[..., None])
-    if cfg.positional:
-        x = x + model.element_type(kind * 2 + is_bias.long())
-        x = x + sinusoid(torch.tensor([depth]), cfg.dim)[:, None]
+    x = model.lift(values, is_bias, torch.full((n,), depth), torch.full((n,), kind))
     x = model.chunk_pool(model.chunk_set(x, mask), mask)
     if cfg.positional:
         x = x + sinusoid(torch.full((n,), depth), cfg.dim)
