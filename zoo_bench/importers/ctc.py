@@ -12,6 +12,7 @@ import ast
 import hashlib
 import itertools
 import math
+import mmap
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +89,7 @@ def import_ctc(
                 )
             rows = _rows(chunk, arch, src / METRICS)
             writer.add_many(arch.name, np.asarray(weights[start:stop])[:, perm], rows)
+            drop_mapped_rows(weights, stop)
             advance(len(chunk))
             start = stop
         if start != n:
@@ -112,6 +114,20 @@ def open_weights(path: Path) -> np.ndarray:
             "with one row per checkpoint"
         )
     return weights
+
+
+def drop_mapped_rows(weights: np.ndarray, stop: int) -> None:
+    """Unmap rows [0, stop) of a row-major memmap; they stay in the page cache.
+
+    Without this a sequential pass leaves every page it touched mapped, and the importer's
+    resident memory grows to the size of weights.npy.
+    """
+    mm = getattr(weights, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not weights.flags.c_contiguous:
+        return
+    head = weights.offset % mmap.ALLOCATIONGRANULARITY  # where the data starts inside the map
+    end = head + stop * weights.strides[0]
+    mm.madvise(mmap.MADV_DONTNEED, 0, end - end % mmap.PAGESIZE)
 
 
 def read_layout(path: Path) -> list[tuple[str, int, int, tuple[int, ...]]]:
