@@ -36,3 +36,15 @@ def make_zoo(tmp_path):
         return Zoo.open(out)
 
     return make
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test's torch work on one intra-op thread (restored after): for tiny tensors extra
+    threads only add synchronisation, which costs seconds on a busy shared machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
