@@ -35,10 +35,16 @@ def merge(a: SoftmaxState | None, b: SoftmaxState) -> SoftmaxState:
 
 
 class MAB(nn.Module):
-    """Multihead attention block: H = LN(X + Attn(X, Y)), out = LN(H + relu(W H))."""
+    """Multihead attention block: H = LN(X + Attn(X, Y)), out = LN(H + relu(W H)).
 
-    def __init__(self, dim: int, heads: int):
+    With `residual=False` (seeded blocks, whose queries X are learned constants) H = LN(Attn):
+    a constant residual is the same as a bias of the output projection, and leaving it out
+    keeps the pooled, data-dependent part from being drowned by the seed at initialisation.
+    """
+
+    def __init__(self, dim: int, heads: int, residual: bool = True):
         super().__init__()
+        self.residual = residual
         if dim % heads:
             raise ValueError(f"dim {dim} must be a multiple of heads {heads}")
         self.heads, self.dk = heads, dim // heads
@@ -54,7 +60,7 @@ class MAB(nn.Module):
         self.ln1 = nn.LayerNorm(dim)
 
     def _out(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        h = self.ln0(x + self.o(attn))
+        h = self.ln0(x + self.o(attn) if self.residual else self.o(attn))
         return self.ln1(h + F.relu(self.ff(h), inplace=True))
 
     def forward(
@@ -115,7 +121,7 @@ class ISAB(nn.Module):
         super().__init__()
         self.inducing = nn.Parameter(torch.empty(inducing, dim))
         nn.init.xavier_uniform_(self.inducing)
-        self.mab_in = MAB(dim, heads)
+        self.mab_in = MAB(dim, heads, residual=False)
         self.mab_out = MAB(dim, heads)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -147,7 +153,7 @@ class PMA(nn.Module):
         self.seeds = nn.Parameter(torch.empty(seeds, dim))
         nn.init.xavier_uniform_(self.seeds)
         self.rff = nn.Linear(dim, dim)
-        self.mab = MAB(dim, heads)
+        self.mab = MAB(dim, heads, residual=False)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Dense: x (n, l, d) -> (n, k*d), padding excluded through key_mask."""

@@ -16,6 +16,8 @@ from zoo_bench import Zoo, ZooWriter
 from zoo_bench.arch import ZooNetwork
 from zoo_bench.families import cnn_s, ctc
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture
 def arch_zoo(tmp_path):
