@@ -7,6 +7,7 @@ the stored Parquet rows.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ from zoo_bench.results import STATUS_OK, CellKey, new_row, read_cells, read_pred
 from zoo_bench.suite import load_suite
 
 METHODS = ("statnn", "mlp")
+CI_EPOCHS = 8
 ZOO_BENCH = [sys.executable, "-c", "from zoo_bench.cli import main; main()"]
 
 
@@ -85,12 +87,25 @@ def _run_cli(*args: str, env: dict[str, str], timeout: float) -> subprocess.Comp
                           timeout=timeout)
 
 
+def ci_suite_file(tmp_path: Path) -> Path:
+    """benchmark.toml with short training budgets added to the ci suite (to keep the test fast)."""
+    suite = load_suite("ci")
+    text = suite.path.read_text() + "".join(
+        f"\n[suites.ci.budgets.{m}]\nmax_epochs = {CI_EPOCHS}\n"
+        for m in METHODS if m not in suite.budgets
+    )
+    path = tmp_path / "benchmark.toml"
+    path.write_text(text)
+    assert all(load_suite("ci", path).budget(m) for m in METHODS)
+    return path
+
+
 @pytest.mark.slow
 def test_ci_suite_run_killed_resumed_and_ranked(tmp_path):
     env = {**os.environ, "ZOO_BENCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
-    results = tmp_path / "results"
-    args = ["run", "--suite", "ci", "-m", ",".join(METHODS), "--results", str(results),
-            "--device", "cpu", "--bootstrap-iters", "50", "--quiet"]
+    results, suite_file = tmp_path / "results", ci_suite_file(tmp_path)
+    args = ["run", "--suite", "ci", "--suite-file", str(suite_file), "-m", ",".join(METHODS),
+            "--results", str(results), "--device", "cpu", "--bootstrap-iters", "50", "--quiet"]
 
     child = subprocess.Popen([*ZOO_BENCH, *args], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -112,11 +127,15 @@ def test_ci_suite_run_killed_resumed_and_ranked(tmp_path):
     rows = read_cells(results)
     assert len(rows) == total and rows["cell_key"].is_unique
     assert set(rows["status"]) == {STATUS_OK}
+    for m in METHODS:
+        budget = json.dumps(load_suite("ci", suite_file).budget(m), sort_keys=True)
+        assert (rows.loc[rows["method"] == m, "budget"] == budget).all()
     assert set(killed["cell_key"]) <= set(rows["cell_key"])
     assert rows["run_id"].nunique() == 2
     assert len(read_predictions(results)) == rows["n"].sum()
 
-    board = _run_cli("leaderboard", "--results", str(results), env=env, timeout=300)
+    board = _run_cli("leaderboard", "--results", str(results), "--suite-file", str(suite_file),
+                     env=env, timeout=300)
     assert board.returncode == 0, board.stderr[-3000:]
     md = (results / "leaderboard.md").read_text()
     html = (results / "leaderboard.html").read_text()

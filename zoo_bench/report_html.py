@@ -10,6 +10,7 @@ import base64
 import html
 import io
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -70,34 +71,63 @@ def bars_figure(lb: Leaderboard) -> Figure:
     return fig
 
 
+def _zoo_order(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Zoo names grouped into the task's connected blocks (e.g. one family each), then by name."""
+    parent: dict[str, str] = {}
+
+    def root(z: str) -> str:
+        while parent.setdefault(z, z) != z:
+            z = parent[z]
+        return z
+
+    for s, t in pairs:
+        parent[root(s)] = root(t)
+    blocks: dict[str, list[str]] = {}
+    for z in sorted(parent):
+        blocks.setdefault(root(z), []).append(z)
+    return [z for block in sorted(blocks.values()) for z in block]
+
+
+def _short_names(names: Sequence[str]) -> tuple[list[str], str]:
+    """Names without their shared leading part up to a '-' (e.g. `ci-`), and that part."""
+    common = os.path.commonprefix(list(names)) if len(names) > 1 else ""
+    prefix = common[: common.rfind("-") + 1]
+    return [n[len(prefix):] for n in names], prefix
+
+
+def heatmap_methods(lb: Leaderboard, task: str) -> list[str]:
+    """Methods with at least one (source, target) mean for the task (all seeds stored)."""
+    sel = lb.pairs[(lb.pairs["task"] == task) & lb.pairs["mean"].notna()]
+    return [m for m in lb.expected.methods if m in set(sel["method"])]
+
+
 def heatmap_figure(lb: Leaderboard, task: str) -> Figure | None:
-    """Source x target mean tau per method for one task; None if it has no cross-zoo pairs."""
+    """Source x target mean tau per method for one task; None without cross-zoo pairs or data."""
     pairs = lb.expected.pairs.get(task, frozenset())
-    if not any(s != t for s, t in pairs):
+    methods = heatmap_methods(lb, task)
+    if not any(s != t for s, t in pairs) or not methods:
         return None
-    sources = sorted({s for s, _ in pairs})
-    targets = sorted({t for _, t in pairs})
-    methods = lb.expected.methods
+    zoos = _zoo_order(pairs)
+    labels, prefix = _short_names(zoos)
     cols = min(3, len(methods))
     nrows = math.ceil(len(methods) / cols)
-    fig = Figure(
-        figsize=(4.2 * cols + 0.8, (0.45 * len(sources) + 1.8) * nrows + 0.4), layout="constrained"
-    )
+    fig = Figure(figsize=(4.2 * cols + 0.8, (0.45 * len(zoos) + 1.8) * nrows + 0.4),
+                 layout="constrained")
     axes = fig.subplots(nrows, cols, squeeze=False)
     image = None
     for ax, m in zip(axes.flat, methods, strict=False):
-        grid = _matrix(lb.pairs, m, task, sources, targets)
+        grid = _matrix(lb.pairs, m, task, zoos, zoos)
         image = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
         for (r, c), v in np.ndenumerate(grid):
-            in_task = (sources[r], targets[c]) in pairs
+            in_task = (zoos[r], zoos[c]) in pairs
             label = f"{v:.2f}" if not math.isnan(v) else ("\u2013" if in_task else "")
             ax.text(c, r, label, ha="center", va="center", fontsize=8)
         entry = lb.entry(m, task)
         ax.set_title(m if entry.state == COMPLETE else f"{m}: {entry.text()}", fontsize=10)
-        ax.set_xticks(range(len(targets)), targets, rotation=35, ha="right", fontsize=7)
-        ax.set_yticks(range(len(sources)), sources, fontsize=7)
-        ax.set_xlabel("target zoo", fontsize=8)
-        ax.set_ylabel("source zoo", fontsize=8)
+        ax.set_xticks(range(len(zoos)), labels, rotation=35, ha="right", fontsize=7)
+        ax.set_yticks(range(len(zoos)), labels, fontsize=7)
+        ax.set_xlabel(f"target zoo ({prefix}\u2026)" if prefix else "target zoo", fontsize=8)
+        ax.set_ylabel(f"source zoo ({prefix}\u2026)" if prefix else "source zoo", fontsize=8)
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
     if image is not None:
@@ -158,11 +188,14 @@ def render_html(lb: Leaderboard) -> str:
     for task in exp.tasks:
         fig = heatmap_figure(lb, task)
         if fig is not None:
+            absent = [m for m in exp.methods if m not in heatmap_methods(lb, task)]
+            missing = f" No complete cell stored for: {', '.join(absent)}." if absent else ""
             parts += [
                 f"<h2>Task {html.escape(task)}: tau per source and target zoo</h2>",
                 _figure(fig, f"heat maps of Kendall's tau for task {task}",
                         "Mean tau over seeds of each (source, target) cell; \u2013 marks a cell "
-                        "without every seed stored; blank cells are not part of the task."),
+                        "without every seed stored; blank cells are not part of the task."
+                        + missing),
             ]
     parts += [
         "<h2>Per zoo pair</h2>",
