@@ -46,7 +46,7 @@ class DeepSets(TorchPredictor):
 
     defaults: ClassVar[dict[str, Any]] = {
         **TorchPredictor.defaults,
-        "hidden": 64, "pool": "mean", "dropout": 0.0, "first_layers": 3,
+        "lr": 3e-3, "hidden": 64, "pool": "mean", "dropout": 0.0, "first_layers": 3,
         "elements_per_tensor": 32, "eval_elements_per_tensor": 128,
     }
     supports_note = "any conv2d / linear network"

@@ -181,11 +181,11 @@ def predict_model(
     return out
 
 
-def _val_tau(y: np.ndarray, pred: np.ndarray) -> float:
-    """Validation tau for model selection; diverged (non-finite) predictions rank last."""
+def _val_score(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(tau, -MSE) on validation, compared in that order; diverged predictions rank last."""
     if len(y) < 2 or not np.isfinite(pred).all():
-        return -math.inf
-    return kendall_tau(y, pred)
+        return (-math.inf, -math.inf)
+    return (kendall_tau(y, pred), -float(np.mean((y - pred) ** 2)))
 
 
 def train_model(
@@ -198,15 +198,18 @@ def train_model(
     config: TrainConfig = TrainConfig(),
     extra_loss: LossHook | None = None,
     scaler: Standardizer | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> tuple[TrainResult, Standardizer]:
     """Fit `model` so that `forward(batch)` predicts the standardised `target`; restore the best.
 
     Each epoch walks the usable training networks (finite weights and target) in shuffled
     one-architecture minibatches, minimises MSE (+ `extra_loss(model, batch, pred)`, e.g. an
     invariance penalty), then scores validation Kendall's tau; the state with the best tau is
-    kept. Stops after `ctx.budget.max_epochs` (else `config.max_epochs`), `config.patience`
-    epochs without improvement, or `ctx.budget.max_seconds`. Seed the RNGs and build the model
-    before calling (`seed_everything`); data order comes from `ctx.seed`.
+    kept (ties, common on small validation sets, go to the lower validation MSE). Stops after
+    `ctx.budget.max_epochs` (else `config.max_epochs`) epochs, `config.patience` epochs without
+    improvement, or `ctx.budget.max_seconds`. Seed the RNGs and build the model before calling
+    (`seed_everything`); data order comes from `ctx.seed`. `optimizer` replaces the default
+    AdamW(lr, weight_decay) of `config`, e.g. for per-layer learning rates.
     """
     device = resolve_device(ctx.device)
     model.to(device)
@@ -219,11 +222,13 @@ def train_model(
     va = usable_positions(val, target)
     scaler = scaler or Standardizer(train.targets(target, tr))
     y_all = scaler.transform(np.nan_to_num(train.targets(target))).to(device)
-    y_val = val.targets(target, va)
+    y_val = scaler.transform(val.targets(target, va)).double().numpy()
     budget: Budget = ctx.budget
     max_epochs = budget.max_epochs or config.max_epochs
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best = (-math.inf, 0, copy.deepcopy(model.state_dict()))
+    opt = optimizer or torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    best = ((-math.inf, -math.inf), 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
     stopped_by, start, since_best = "max_epochs", time.perf_counter(), 0
     deadline = start + budget.max_seconds if budget.max_seconds is not None else math.inf
@@ -254,13 +259,17 @@ def train_model(
                     out_of_time = True
                     break
             pred_val = predict_model(model, forward, val, device, config.eval_batch_size, va)
-            tau = _val_tau(y_val, pred_val)
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_tau": tau})
-            if tau > best[0] or len(va) < 2:
-                best, since_best = (tau, epoch, copy.deepcopy(model.state_dict())), 0
+            score = _val_score(y_val, pred_val)
+            tau = score[0]
+            history.append({
+                "epoch": epoch, "train_loss": float(np.mean(losses)), "val_tau": tau,
+                "val_mse": -score[1],
+            })
+            if score > best[0] or len(va) < 2:
+                best, since_best = (score, epoch, copy.deepcopy(model.state_dict())), 0
             else:
                 since_best += 1
-            progress.update(task, advance=1, status=f"val tau {tau:+.3f} (best {best[0]:+.3f})")
+            progress.update(task, advance=1, status=f"val tau {tau:+.3f} (best {best[0][0]:+.3f})")
             if out_of_time:
                 stopped_by = "max_seconds"
                 break
@@ -270,7 +279,7 @@ def train_model(
     model.load_state_dict(best[2])
     model.eval()
     result = TrainResult(
-        epochs=len(history), best_epoch=best[1], best_val_tau=float(best[0]),
+        epochs=len(history), best_epoch=best[1], best_val_tau=float(best[0][0]),
         stopped_by=stopped_by, seconds=time.perf_counter() - start, history=history,
     )
     return result, scaler
@@ -308,6 +317,10 @@ class TorchPredictor(Predictor):
         """Extra loss term added to the MSE (None: no extra term)."""
         return None
 
+    def optimizer(self, model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+        """The optimiser of `model`: AdamW with the configured learning rate and weight decay."""
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
     def train_config(self) -> TrainConfig:
         """The `TrainConfig` taken from this predictor's hyperparameters."""
         h = self._hparams
@@ -323,9 +336,11 @@ class TorchPredictor(Predictor):
         self.device = resolve_device(ctx.device)
         self.model = self.build_model(train)
         hook = type(self).loss_hook is not TorchPredictor.loss_hook
+        config = self.train_config()
         self.train_result, self.scaler = train_model(
-            self.model, self.forward, train, val, target, ctx, self.train_config(),
+            self.model.to(self.device), self.forward, train, val, target, ctx, config,
             extra_loss=self.loss_hook if hook else None,
+            optimizer=self.optimizer(self.model, config),
         )
 
     def predict(self, zoo: Zoo) -> np.ndarray:
