@@ -35,19 +35,22 @@ def merge(a: SoftmaxState | None, b: SoftmaxState) -> SoftmaxState:
 
 
 class MAB(nn.Module):
-    """Multihead attention block: H = LN(X + Attn(X, Y)), out = LN(H + relu(W H)).
+    """Pre-norm multihead attention block: H = X + Attn(q=LN(X), k=LN(Y), v=Y), out = H + rFF(H).
 
-    With `residual=False` (seeded blocks, whose queries X are learned constants) H = LN(Attn):
-    a constant residual is the same as a bias of the output projection, and leaving it out
-    keeps the pooled, data-dependent part from being drowned by the seed at initialisation.
+    Only attention queries/keys and the rFF input are normalised: values and the residual
+    stream keep the scale of the weights they came from. (A post-norm block normalises every
+    element's features and so erases weight magnitudes, the most telling statistic of a trained
+    network.) rFF(H) = relu(W LN(H)). With `residual=False` (seeded blocks, whose queries are
+    learned constants) H = Attn(...): a constant residual is only a bias of the projection `o`.
     """
 
     def __init__(self, dim: int, heads: int, residual: bool = True):
         super().__init__()
-        self.residual = residual
         if dim % heads:
             raise ValueError(f"dim {dim} must be a multiple of heads {heads}")
+        self.residual = residual
         self.heads, self.dk = heads, dim // heads
+        self.ln_in = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim)
         # no key/value bias: a key bias cancels in the softmax, a value bias passes through
         # the attention unchanged and is the same as a bias of `o`; dropping them saves a pass.
@@ -55,23 +58,34 @@ class MAB(nn.Module):
         self.k = nn.Linear(dim, dim, bias=False)
         self.v = nn.Linear(dim, dim, bias=False)
         self.o = nn.Linear(dim, dim)
+        self.ln_ff = nn.LayerNorm(dim)
         self.ff = nn.Linear(dim, dim)
-        self.ln0 = nn.LayerNorm(dim)
-        self.ln1 = nn.LayerNorm(dim)
 
     def _out(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        h = self.ln0(x + self.o(attn) if self.residual else self.o(attn))
-        return self.ln1(h + F.relu(self.ff(h), inplace=True))
+        h = x + self.o(attn) if self.residual else self.o(attn)
+        return h + F.relu(self.ff(self.ln_ff(h)), inplace=True)
+
+    def keys_values(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.k(self.ln_in(y)), self.v(y)
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, key_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Dense: queries x (n, lq, d) attend to y (n, lk, d); key_mask (n, lk) marks real keys."""
+        xn = self.ln_in(x)
+        yn = xn if y is x else self.ln_in(y)
+        return self.attend(x, xn, self.k(yn), self.v(y), key_mask)
+
+    def attend(
+        self, x: torch.Tensor, xn: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Dense attention with given keys and values (n, lk, d); xn is LN(x)."""
         n, lq, d = x.shape
-        lk = y.shape[1]
-        q = self.q(x).view(n, lq, self.heads, self.dk).transpose(1, 2)
-        k = self.k(y).view(n, lk, self.heads, self.dk).transpose(1, 2)
-        v = self.v(y).view(n, lk, self.heads, self.dk).transpose(1, 2)
+        lk = k.shape[1]
+        q = self.q(xn).view(n, lq, self.heads, self.dk).transpose(1, 2)
+        k = k.view(n, lk, self.heads, self.dk).transpose(1, 2)
+        v = v.view(n, lk, self.heads, self.dk).transpose(1, 2)
         mask = None if key_mask is None else key_mask[:, None, None, :]
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self._out(x, a.transpose(1, 2).reshape(n, lq, d))
@@ -81,9 +95,9 @@ class MAB(nn.Module):
     ) -> SoftmaxState:
         """Segment: shared queries seeds (m, d) attend to each set's elements y (N, d)."""
         m, n = seeds.shape[0], y.shape[0]
-        q = self.q(seeds).view(m, self.heads, self.dk) / math.sqrt(self.dk)
-        k = self.k(y).view(n, self.heads, self.dk)
-        v = self.v(y).view(n, self.heads, self.dk)
+        q = self.q(self.ln_in(seeds)).view(m, self.heads, self.dk) / math.sqrt(self.dk)
+        k, v = self.keys_values(y)
+        k, v = k.view(n, self.heads, self.dk), v.view(n, self.heads, self.dk)
         s = torch.einsum("mhd,nhd->nmh", q, k)
         idx = seg[:, None, None].expand_as(s)
         mx = s.new_full((n_seg, m, self.heads), -torch.inf)
@@ -138,7 +152,10 @@ class ISAB(nn.Module):
 
     def read_back(self, x: torch.Tensor, summary: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         """Each element x (N, d) attends to its own set's summary -> (N, d)."""
-        return self.mab_out(x[:, None], summary[seg])[:, 0]
+        mab = self.mab_out
+        k, v = mab.keys_values(summary)  # per set, then gathered per element
+        x = x[:, None]
+        return mab.attend(x, mab.ln_in(x), k[seg], v[seg])[:, 0]
 
     def segments(self, x: torch.Tensor, seg: torch.Tensor, n_seg: int) -> torch.Tensor:
         """Segment layout in one go: x (N, d) with set ids seg (N,) -> (N, d)."""

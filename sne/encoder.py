@@ -83,8 +83,9 @@ class SNEEncoder(nn.Module):
             self.over_layers_set = ISAB(d, h, m)
             self.over_layers_pool = PMA(d, h)
         self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
-        # weights are multiplied by this one scalar before the lift (set from a training zoo's
-        # weight spread by the predictor), so typical weights reach the lift at unit scale
+        # a layer's weights and biases reach the lift times sqrt(fan-in) (unit scale at a standard
+        # initialisation, whatever the layer's size) times this one scalar, which the predictor
+        # sets from its training zoo so that typical values are of order one
         self.register_buffer("weight_scale", torch.ones(()))
 
     def forward(
@@ -122,9 +123,13 @@ class SNEEncoder(nn.Module):
         return sinusoid(depth, self.config.dim) + table(kind)
 
     def lift(
-        self, values: torch.Tensor, is_bias: torch.Tensor, depth: torch.Tensor, kind: torch.Tensor
+        self, values: torch.Tensor, is_bias: torch.Tensor, depth: torch.Tensor, kind: torch.Tensor,
+        fan: torch.Tensor,
     ) -> torch.Tensor:
         """Element features (n, c, d) = lift_out(GELU(w * scale * value + b + encoding)).
+
+        values, is_bias: (n, c); depth, kind, fan (incoming weights per unit): (n,) per chunk;
+        scale = sqrt(fan) * weight_scale.
 
         The element's encoding (depth sinusoid + (layer type, weight or bias) embedding of its
         chunk's layer) enters the lift's hidden pre-activation: the same as lifting the tuple
@@ -134,7 +139,8 @@ class SNEEncoder(nn.Module):
         base = self.lift_in.bias.expand(n, 1, d)
         if self.config.positional:
             base = base + (sinusoid(depth, d) + self.element_type(kind * 2))[:, None]
-        pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0] * self.weight_scale)
+        values = values * (fan.to(values.dtype).sqrt() * self.weight_scale)[:, None]
+        pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0])
         if self.config.positional:
             row, col = is_bias.nonzero(as_tuple=True)
             delta = self.element_type(kind[row] * 2 + 1) - self.element_type(kind[row] * 2)
@@ -147,7 +153,7 @@ class SNEEncoder(nn.Module):
         """Vectors (n, d) of global chunks [c0, c1) and the set each belongs to (layer or net)."""
         ch = build_chunks(lay, c0, c1, pad_value)
         depth, kind = lay.depth[ch.item], lay.kind[ch.item]
-        x = self.lift(ch.values, ch.is_bias, depth, kind)
+        x = self.lift(ch.values, ch.is_bias, depth, kind, lay.fan[ch.item])
         x = self.chunk_pool(self.chunk_set(x, ch.mask), ch.mask)
         if self.config.positional:
             x = x + self._encoding(depth, kind, self.chunk_type)

@@ -67,7 +67,8 @@ def _layer_chunks(
     values = torch.cat([rows.reshape(-1), torch.full((extra,), pad)]).view(n, c)
     is_bias = torch.cat([bias.reshape(-1), torch.zeros(extra, dtype=torch.bool)]).view(n, c)
     mask = torch.arange(n * c).view(n, c) < length
-    x = model.lift(values, is_bias, torch.full((n,), depth), torch.full((n,), kind))
+    full = [torch.full((n,), v) for v in (depth, kind, rows.shape[1] - 1)]
+    x = model.lift(values, is_bias, *full)
     x = model.chunk_pool(model.chunk_set(x, mask), mask)
     if cfg.positional:
         x = x + sinusoid(torch.full((n,), depth), cfg.dim)
