@@ -10,7 +10,7 @@ Chunk indices are computed arithmetically per range, never stored for the whole 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ class ChunkLayout:
     chunk_start: torch.Tensor  # (items + 1,) first global chunk of each item, then the total
     net_chunk_start: torch.Tensor  # (networks + 1,) first global chunk of each network
     n_networks: int
+    chunk_k: torch.Tensor | None = None  # after `subsample`: each chunk's index in its layer
 
     @property
     def n_items(self) -> int:
@@ -117,7 +118,8 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     device = lay.chunk_start.device
     cid = torch.arange(start, end, device=device)
     item = torch.searchsorted(lay.chunk_start, cid, right=True) - 1
-    pos = (cid - lay.chunk_start[item])[:, None] * c + torch.arange(c, device=device)
+    k = lay.chunk_k[cid] if lay.chunk_k is not None else cid - lay.chunk_start[item]
+    pos = k[:, None] * c + torch.arange(c, device=device)  # positions in the layer
     fan = lay.fan[item][:, None]
     unit, j = pos // (fan + 1), pos % (fan + 1)
     mask = unit < lay.units[item][:, None]
@@ -127,6 +129,25 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     values = lay.buffer[torch.where(mask, idx, 0)].to(torch.float32)
     values = torch.where(mask, values, torch.full_like(values, pad_value))
     return Chunks(values=values, mask=mask, is_bias=is_bias, item=item)
+
+
+def subsample(
+    lay: ChunkLayout, per_layer: int, generator: torch.Generator | None = None
+) -> ChunkLayout:
+    """The same batch with at most `per_layer` chunks of each layer, drawn without replacement
+    (kept in layer order); used in training only, to make a step cheaper."""
+    device = lay.chunk_start.device
+    counts = lay.chunk_start[1:] - lay.chunk_start[:-1]
+    n = lay.n_chunks
+    item = torch.repeat_interleave(torch.arange(lay.n_items, device=device), counts)
+    k = torch.arange(n, device=device) - lay.chunk_start[item]
+    shuffled = torch.argsort(item.double() + torch.rand(n, generator=generator).to(device))
+    rank = torch.arange(n, device=device) - lay.chunk_start[item[shuffled]]
+    keep = shuffled[rank < per_layer].sort().values
+    chunk_start = torch.cat([counts.new_zeros(1), counts.clamp(max=per_layer).cumsum(0)])
+    first_item = torch.searchsorted(lay.net, torch.arange(lay.n_networks + 1, device=device))
+    return replace(lay, chunk_start=chunk_start, net_chunk_start=chunk_start[first_item],
+                   chunk_k=k[keep])
 
 
 def plan_groups(seg_start: torch.Tensor, budget: int) -> list[tuple[int, int]]:

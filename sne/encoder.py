@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from sne.blocks import ISAB, PMA, SAB, merge
-from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups
+from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups, subsample
 from zoo_bench.arch import Architecture
 
 SET_BLOCKS = ("sab", "isab")
@@ -41,6 +41,7 @@ class SNEConfig:
     hierarchy: bool = True  # chunk -> layer -> network; False: one set of chunks per network
     chunk_budget: int = 2048  # max chunks encoded at once (whole sets; larger sets stream)
     checkpoint: bool = False  # training: recompute each group in backward, keep only its output
+    train_chunks: int = 16  # training: at most this many random chunks per layer (0: all)
 
     def __post_init__(self) -> None:
         if self.chunk_block not in SET_BLOCKS:
@@ -48,6 +49,8 @@ class SNEConfig:
         for key in ("dim", "heads", "chunk_size", "inducing", "chunk_budget"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.train_chunks < 0:
+            raise ValueError(f"train_chunks must be >= 0 (0: all), got {self.train_chunks}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,8 +94,15 @@ class SNEEncoder(nn.Module):
     def forward(
         self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0
     ) -> torch.Tensor:
-        """Logits (B,) for networks given as (architecture, flats (B_a, P_a)) groups, in order."""
-        return self.head(self.embed(layout(groups, self.config.chunk_size), pad_value))[:, 0]
+        """Logits (B,) for networks given as (architecture, flats (B_a, P_a)) groups, in order.
+
+        In training mode with `train_chunks` set, each layer is represented by a random subset
+        of its chunks (torch's global RNG), a cheaper and noisier step; eval mode reads all.
+        """
+        lay = layout(groups, self.config.chunk_size)
+        if self.training and self.config.train_chunks:
+            lay = subsample(lay, self.config.train_chunks)
+        return self.head(self.embed(lay, pad_value))[:, 0]
 
     def embed(self, lay: ChunkLayout, pad_value: float = 0.0) -> torch.Tensor:
         """Network vectors (B, d) of a laid-out batch."""

@@ -49,7 +49,7 @@ class SNEPredictor(TorchPredictor):
 
     defaults: ClassVar[dict[str, Any]] = {
         **TorchPredictor.defaults,
-        "lr": 2e-3, "batch_size": 32, "max_epochs": 25, "patience": 6,
+        "lr": 2e-3, "batch_size": 16, "max_epochs": 40, "patience": 10,
         **SNEConfig().to_dict(),
         "logit_invariance": 0.1,
     }

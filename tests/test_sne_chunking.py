@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sne.chunking import build_chunks, layout, plan_groups
+from sne.chunking import build_chunks, layout, plan_groups, subsample
 from zoo_bench.arch import Architecture, LayerSpec
 from zoo_bench.families import cnn_s, ctc
 
@@ -70,3 +70,16 @@ def test_groups_pack_whole_sets_up_to_the_budget_and_isolate_larger_ones():
     starts = torch.tensor([0, 3, 5, 20, 21, 22])  # set sizes 3, 2, 15, 1, 1
     assert plan_groups(starts, budget=5) == [(0, 2), (2, 3), (3, 5)]
     assert plan_groups(starts, budget=100) == [(0, 5)]
+
+
+def test_subsampling_keeps_at_most_k_random_chunks_of_each_layer_unchanged():
+    a, b = ctc(size=16), cnn_s()
+    lay = layout([(a, torch.randn(2, a.n_params)), (b, torch.randn(1, b.n_params))], 16)
+    sub = subsample(lay, 5, torch.Generator().manual_seed(0))
+    counts = (lay.chunk_start[1:] - lay.chunk_start[:-1]).clamp(max=5)
+    assert torch.equal(sub.chunk_start[1:] - sub.chunk_start[:-1], counts)
+    full, part = build_chunks(lay, 0, lay.n_chunks), build_chunks(sub, 0, sub.n_chunks)
+    same = lay.chunk_start[part.item] + sub.chunk_k  # where each kept chunk sits in the full batch
+    assert torch.equal(full.values[same], part.values) and torch.equal(full.item[same], part.item)
+    other = subsample(lay, 5, torch.Generator().manual_seed(1))
+    assert not torch.equal(other.chunk_k, sub.chunk_k)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import sne.encoder
+from sne.chunking import layout
 from sne.encoder import SNEConfig, SNEEncoder
 from sne.naive import naive_forward
 from zoo_bench.arch import Architecture, LayerSpec
@@ -62,8 +63,9 @@ def test_batched_encoder_equals_the_naive_per_network_loop(config):
         torch.testing.assert_close(m(groups), naive_forward(m, groups), rtol=1e-5, atol=1e-6)
 
 
-def test_inference_never_encodes_more_chunks_at_once_than_the_budget(monkeypatch):
-    sizes = []
+def count_chunks(monkeypatch) -> list[int]:
+    """The number of chunks of every `build_chunks` call the encoder makes from now on."""
+    sizes: list[int] = []
     real = sne.encoder.build_chunks
 
     def spy(lay, start, end, pad_value=0.0):
@@ -71,6 +73,11 @@ def test_inference_never_encodes_more_chunks_at_once_than_the_budget(monkeypatch
         return real(lay, start, end, pad_value)
 
     monkeypatch.setattr(sne.encoder, "build_chunks", spy)
+    return sizes
+
+
+def test_inference_never_encodes_more_chunks_at_once_than_the_budget(monkeypatch):
+    sizes = count_chunks(monkeypatch)
     groups = [(WIDE, weights(WIDE, 2)), (DEEP, weights(DEEP, 2))]
     with torch.no_grad():
         unbounded = model(chunk_budget=10**6)(groups)
@@ -80,11 +87,19 @@ def test_inference_never_encodes_more_chunks_at_once_than_the_budget(monkeypatch
     torch.testing.assert_close(bounded, unbounded, rtol=1e-5, atol=1e-6)
 
 
+def test_training_reads_at_most_train_chunks_per_layer_and_inference_reads_all(monkeypatch):
+    sizes = count_chunks(monkeypatch)
+    m = model(train_chunks=3, chunk_budget=10**6)
+    m.train()([(SMALL, weights(SMALL, 2))])
+    m.eval()([(SMALL, weights(SMALL, 2))])
+    assert sizes == [2 * 4 * 3, 2 * 157]  # 4 layers x 3 chunks per network; all 157 chunks
+
+
 def test_checkpointed_training_gives_the_same_loss_and_gradients():
     groups = [(SMALL, weights(SMALL, 3)), (DEEP, weights(DEEP, 2))]
     grads = []
     for ckpt in (False, True):
-        m = model(chunk_budget=50, checkpoint=ckpt).train()
+        m = model(chunk_budget=50, checkpoint=ckpt, train_chunks=0).train()
         m(groups).pow(2).sum().backward()
         grads.append([p.grad.clone() for p in m.parameters()])
     for a, b in zip(*grads, strict=True):
@@ -92,7 +107,7 @@ def test_checkpointed_training_gives_the_same_loss_and_gradients():
 
 
 def test_every_parameter_learns():
-    m = model().train()
+    m = model(train_chunks=0).train()
     m([(SMALL, weights(SMALL, 2)), (DEEP, weights(DEEP, 1))]).sum().backward()
     dead = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.any()]
     assert dead == []
@@ -112,11 +127,11 @@ def test_positional_encodings_tell_layer_order_apart():
     w = weights(arch, 1)
     n = square.n_params
     swapped = torch.cat([w[:, n : 2 * n], w[:, :n], w[:, 2 * n :]], dim=1)  # layers 0 and 1
-    pair = [(arch, torch.cat([w, swapped]))]
+    pair = layout([(arch, torch.cat([w, swapped]))], chunk_size=32)
     with torch.no_grad():
-        on, off = model(positional=True)(pair), model(positional=False)(pair)
-    assert not torch.allclose(on[0], on[1], rtol=0, atol=1e-5)
-    torch.testing.assert_close(off[0], off[1], rtol=1e-5, atol=1e-6)  # a set of layers
+        on, off = model(positional=True).embed(pair), model(positional=False).embed(pair)
+    assert (on[0] - on[1]).abs().max() > 1e-4  # network vectors, O(1) entries
+    assert (off[0] - off[1]).abs().max() < 1e-6  # without encodings: a set of layers
 
 
 def test_switches_shape_the_model():
