@@ -1,0 +1,147 @@
+"""Per-run hyperparameters sampled as in the Small CNN Zoo, and the architecture families.
+
+Each run's values come from its own seed sequence (zoo seed, dataset, family, run index), so a
+run's configuration does not depend on how many runs the zoo has or how they are grouped.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+from zoo_bench.arch import Architecture
+from zoo_bench.families import cnn_small, ctc, mixed
+
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+W_INITS = ("he_normal", "orthogonal", "glorot_normal", "normal", "truncated_normal")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Ranges runs are drawn from; (lo, hi) pairs are log-uniform except `dropout` (uniform)."""
+
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    learning_rate: tuple[float, float] = (5e-4, 5e-2)
+    l2reg: tuple[float, float] = (1e-8, 1e-2)
+    w_inits: tuple[str, ...] = W_INITS
+    init_std: tuple[float, float] = (1e-3, 0.5)
+    dropout: tuple[float, float] = (0.0, 0.7)
+    activations: tuple[str, ...] = ("relu", "tanh")
+    train_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    mixed_depths: tuple[int, ...] = (2, 3, 4)
+    mixed_widths: tuple[int, ...] = (4, 8, 12, 16)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchSpace:
+        """Defaults overridden by a preset's `[generate.<preset>.space]` table."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown search-space keys {unknown}; known keys: {sorted(known)}")
+        space = replace(cls(), **{k: tuple(v) for k, v in d.items()})
+        for name in ("optimizers", "w_inits"):
+            allowed = OPTIMIZERS if name == "optimizers" else W_INITS
+            bad = sorted(set(getattr(space, name)) - set(allowed))
+            if bad:
+                raise ValueError(f"search space {name}: unknown {bad}; choose from {allowed}")
+        return space
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: its architecture and every hyperparameter the trainer needs."""
+
+    index: int
+    arch: Architecture
+    optimizer: str
+    learning_rate: float
+    l2reg: float
+    w_init: str
+    init_std: float
+    dropout: float
+    activation: str
+    train_fraction: float
+    seed: int
+
+    def hp_columns(self) -> dict[str, Any]:
+        """The run's `hp_*` table columns (typed), as the zoo store records them."""
+        cols: dict[str, Any] = {
+            "hp_optimizer": self.optimizer,
+            "hp_learning_rate": self.learning_rate,
+            "hp_l2reg": self.l2reg,
+            "hp_w_init": self.w_init,
+            "hp_init_std": self.init_std,
+            "hp_dropout": self.dropout,
+            "hp_activation": self.activation,
+            "hp_train_fraction": self.train_fraction,
+            "hp_seed": self.seed,
+        }
+        if self.arch.family == "mixed":
+            convs = [la for la in self.arch.layers if la.kind == "conv2d"]
+            cols["hp_num_layers"] = len(convs)
+            cols["hp_num_units"] = convs[0].fan_out
+        return cols
+
+
+def _fixed(make: Callable[..., Architecture]) -> Callable[..., Architecture]:
+    return lambda rng, space, in_channels, size: make(in_channels=in_channels, size=size)
+
+
+def _mixed(rng: np.random.Generator, space: SearchSpace, in_channels: int, size: int):
+    depth = int(rng.choice(space.mixed_depths))
+    width = int(rng.choice(space.mixed_widths))
+    return mixed(depth, width, in_channels=in_channels, size=size)
+
+
+# family name -> (rng, space, in_channels, image size) -> the run's architecture
+FAMILIES: dict[str, Callable[[np.random.Generator, SearchSpace, int, int], Architecture]] = {
+    "ctc": _fixed(ctc),
+    "cnn_small": _fixed(cnn_small),
+    "mixed": _mixed,
+}
+
+
+def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
+    lo, hi = lo_hi
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+def _stable_id(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def sample_run(
+    index: int, family: str, dataset: str, seed: int, in_channels: int, size: int,
+    space: SearchSpace = SearchSpace(),
+) -> RunSpec:
+    """Run `index` of the zoo (seed, dataset, family): deterministic, independent of other runs."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown architecture family {family!r}; known: {sorted(FAMILIES)}")
+    rng = np.random.default_rng([seed, _stable_id(dataset), _stable_id(family), index])
+    arch = FAMILIES[family](rng, space, in_channels, size)
+    return RunSpec(
+        index=index,
+        arch=arch,
+        optimizer=str(rng.choice(space.optimizers)),
+        learning_rate=_log_uniform(rng, space.learning_rate),
+        l2reg=_log_uniform(rng, space.l2reg),
+        w_init=str(rng.choice(space.w_inits)),
+        init_std=_log_uniform(rng, space.init_std),
+        dropout=float(rng.uniform(*space.dropout)),
+        activation=str(rng.choice(space.activations)),
+        train_fraction=float(rng.choice(space.train_fractions)),
+        seed=int(rng.integers(2**31 - 1)),
+    )
+
+
+def sample_runs(
+    n_runs: int, family: str, dataset: str, seed: int, in_channels: int, size: int,
+    space: SearchSpace = SearchSpace(),
+) -> list[RunSpec]:
+    """Runs 0..n_runs-1 of one zoo."""
+    return [sample_run(i, family, dataset, seed, in_channels, size, space) for i in range(n_runs)]

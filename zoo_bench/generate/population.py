@@ -1,0 +1,435 @@
+"""Generate zoos: plan groups of runs, train them (in worker processes), keep finished groups as
+shards, and assemble each zoo with `ZooWriter` once all its groups are done.
+
+Work in progress lives in a hidden folder beside the zoo, ``.<name>.work/``: the plan (the
+configuration's hash) and one shard per finished group (``group-00012.npy`` weights, then
+``group-00012.json`` metrics, written atomically, the JSON last). An interrupted generation
+rerun with the same configuration trains only the groups without a shard, and yields the same
+zoo, bit for bit, as an uninterrupted one: every group is trained on one CPU thread from seeds
+fixed by the plan, whichever process or order it runs in.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zoo_bench.errors import ZooBenchError, ZooFormatError
+from zoo_bench.generate.datasets import load_dataset
+from zoo_bench.generate.hyper import RunSpec, sample_runs
+from zoo_bench.generate.presets import ZooConfig
+from zoo_bench.generate.trainer import train_group
+from zoo_bench.store import MANIFEST, ZooWriter
+
+GENERATOR = "zoo_bench.generate"
+PLAN = "plan.json"
+
+
+class GenerationError(ZooBenchError):
+    """A zoo cannot be generated as asked (conflicting existing zoo or work folder, bad input)."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where vision datasets are read from (built-in ones need nothing)."""
+
+    root: str | None = None
+    download: bool = False
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """One group of runs of one zoo: what a worker needs to train it and write its shard."""
+
+    config: ZooConfig
+    group: int
+    run_indices: tuple[int, ...]
+    work: Path
+    device: str
+    data: DataSource
+
+
+def zoo_runs(config: ZooConfig, data: DataSource = DataSource()) -> list[RunSpec]:
+    """The zoo's runs, each with its sampled architecture and hyperparameters."""
+    d = load_dataset(config.dataset, data.root, download=False)
+    return sample_runs(
+        config.runs, config.family, config.dataset, config.seed, d.in_channels, d.image_size,
+        config.space,
+    )
+
+
+def plan_groups(config: ZooConfig, runs: Sequence[RunSpec]) -> list[list[int]]:
+    """Run indices per group: one architecture and train fraction per group (so every network
+    takes the same number of steps), at most `group_size` runs, sizes balanced.
+
+    Inside a group runs are ordered by (dropout on, activation), so each kind is contiguous.
+    """
+    cells: dict[tuple[str, float], list[RunSpec]] = {}
+    for r in runs:
+        cells.setdefault((r.arch.name, r.train_fraction), []).append(r)
+    groups = []
+    for key in sorted(cells):
+        members = sorted(cells[key], key=lambda r: (r.dropout > 0, r.activation, r.index))
+        parts = -(-len(members) // config.group_size)
+        for chunk in np.array_split(np.arange(len(members)), parts):
+            groups.append([members[i].index for i in chunk])
+    return groups
+
+
+def work_dir(out: Path) -> Path:
+    """The hidden folder holding an unfinished zoo's plan and shards."""
+    return out.parent / f".{out.name}.work"
+
+
+def _shard_paths(work: Path, group: int) -> tuple[Path, Path]:
+    stem = work / f"group-{group:05d}"
+    return stem.with_suffix(".npy"), stem.with_suffix(".json")
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) -> int:
+    """Train one group on one CPU thread and write its shard; returns the group index."""
+    config = task.config
+    data = load_dataset(config.dataset, task.data.root, download=False)
+    runs = zoo_runs(config, task.data)
+    members = [runs[i] for i in task.run_indices]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = train_group(
+            members[0].arch, members, data, config.epochs, config.checkpoints,
+            config.batch_size, seed=config.seed * 1_000_003 + task.group, device=task.device,
+            on_epoch=on_epoch,
+        )
+    finally:
+        torch.set_num_threads(threads)
+    npy, meta = _shard_paths(task.work, task.group)
+    _write_atomic(npy, lambda p: np.save(open(p, "wb"), result.flats))  # noqa: SIM115
+    body = {
+        "group": task.group,
+        "runs": list(task.run_indices),
+        "metrics": {k: v.tolist() for k, v in result.metrics.items()},
+        "exact_rechecks": result.exact_rechecks,
+    }
+    _write_atomic(meta, lambda p: p.write_text(json.dumps(body)))
+    return task.group
+
+
+# --- worker processes ------------------------------------------------------------------------
+
+
+def task_to_dict(task: GroupTask) -> dict[str, Any]:
+    return {
+        "config": task.config.to_dict(), "group": task.group, "runs": list(task.run_indices),
+        "work": str(task.work), "device": task.device,
+        "data": {"root": task.data.root, "download": False},
+    }
+
+
+def task_from_dict(d: dict[str, Any]) -> GroupTask:
+    return GroupTask(
+        ZooConfig.from_dict(d["config"]), int(d["group"]), tuple(d["runs"]), Path(d["work"]),
+        d["device"], DataSource(**d["data"]),
+    )
+
+
+def _run_tasks(
+    tasks: Sequence[GroupTask], workers: int, on_epoch: Callable[[str, int], None]
+) -> None:
+    """Train every task, in this process (one worker) or in worker subprocesses.
+
+    Each worker takes the next task when it finishes one; if a worker fails, the others are
+    stopped and its error is raised (finished shards stay, so a rerun resumes).
+    """
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            run_group(t, on_epoch=lambda n, name=t.config.name: on_epoch(name, n))
+        return
+    todo = list(reversed(tasks))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers_ = [_Worker(env) for _ in range(min(workers, len(tasks)))]
+    sel = selectors.DefaultSelector()
+    try:
+        for w in workers_:
+            w.send(todo.pop())
+            sel.register(w.proc.stdout, selectors.EVENT_READ, w)
+        while sel.get_map():
+            for key, _ in sel.select():
+                w = key.data
+                for line in w.read_lines():
+                    if line.startswith("epoch "):
+                        on_epoch(w.task.config.name, int(line.split()[1]))
+                    elif line.startswith("done ") and todo:
+                        w.send(todo.pop())
+                    elif line.startswith("done "):
+                        w.proc.stdin.close()
+                        sel.unregister(key.fileobj)
+                    else:
+                        raise GenerationError(
+                            f"a generation worker failed on group {w.task.group} of "
+                            f"{w.task.config.name}:\n{w.error_tail()}"
+                        )
+    finally:
+        for w in workers_:
+            w.close()
+
+
+class _Worker:
+    """One `python -m zoo_bench.generate.worker` subprocess and its line protocol."""
+
+    def __init__(self, env: dict[str, str]):
+        self.err = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zoo_bench.generate.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.err, env=env,
+        )
+        self.buffer = b""
+        self.task: GroupTask | None = None
+
+    def send(self, task: GroupTask) -> None:
+        self.task = task
+        self.proc.stdin.write(json.dumps(task_to_dict(task)).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def read_lines(self) -> list[str]:
+        """Complete lines received so far; an empty read (the worker died) reads as ''."""
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return [""]
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line.decode() for line in lines]
+
+    def error_tail(self) -> str:
+        self.proc.wait()
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-3000:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None and not self.proc.stdin.closed:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.err.close()
+
+
+# --- zoo state: complete, in progress, assembled -------------------------------------------
+
+
+def source_of(config: ZooConfig, preset: str | None, device: str) -> dict[str, Any]:
+    """The manifest's `source` entry for a generated zoo."""
+    return {
+        "kind": "generated",
+        "generator": GENERATOR,
+        "preset": preset,
+        "config": config.to_dict(),
+        "config_sha256": config.sha256(),
+        "device": device,
+        "torch": torch.__version__,
+    }
+
+
+def is_complete(config: ZooConfig, out: Path) -> bool:
+    """True if `out` holds a finished zoo made from this configuration.
+
+    A finished zoo from another configuration is an error unless it is to be overwritten.
+    """
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        source = json.loads(manifest.read_text()).get("source", {})
+    except json.JSONDecodeError:
+        raise ZooFormatError(
+            f"{manifest} is not valid JSON; delete {out} and generate again"
+        ) from None
+    return source.get("config_sha256") == config.sha256()
+
+
+@contextmanager
+def _locked(work: Path) -> Iterator[None]:
+    """Hold the work folder's lock: one process generates a given zoo at a time."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(f, fcntl.LOCK_EX)  # another process is at it: wait for it
+        yield
+
+
+def _prepare(config: ZooConfig, work: Path, overwrite: bool) -> set[int]:
+    """Check or write the plan; return the groups that already have a shard."""
+    plan = work / PLAN
+    want = {"name": config.name, "config_sha256": config.sha256(), "config": config.to_dict()}
+    if plan.exists():
+        have = json.loads(plan.read_text())
+        if have.get("config_sha256") != want["config_sha256"]:
+            if not overwrite:
+                raise GenerationError(
+                    f"{work} holds an unfinished generation of {config.name} with another "
+                    f"configuration; delete that folder or pass overwrite (--overwrite) to restart"
+                )
+            for p in work.iterdir():
+                if p.name != "lock":
+                    p.unlink()
+    _write_atomic(plan, lambda p: p.write_text(json.dumps(want, indent=2)))
+    return {
+        int(p.stem.split("-")[1]) for p in work.glob("group-*.json")
+        if _shard_paths(work, int(p.stem.split("-")[1]))[0].exists()
+    }
+
+
+def assemble(
+    config: ZooConfig, runs: Sequence[RunSpec], groups: Sequence[Sequence[int]], work: Path,
+    out: Path, source: dict[str, Any], overwrite: bool = False,
+) -> Path:
+    """Write the zoo from its shards, runs in index order, checkpoints in epoch order."""
+    where: dict[int, tuple[np.ndarray, dict[str, list], int]] = {}
+    for g in range(len(groups)):
+        npy, meta = _shard_paths(work, g)
+        body = json.loads(meta.read_text())
+        flats = np.load(npy, mmap_mode="r")
+        for pos, i in enumerate(body["runs"]):
+            where[i] = (flats, body["metrics"], pos)
+    archs = {r.arch.name: r.arch for r in runs}
+    with ZooWriter(out, config.name, archs.values(), source, overwrite=overwrite) as w:
+        for r in runs:
+            flats, metrics, pos = where[r.index]
+            hp = r.hp_columns()
+            rows = []
+            for k, epoch in enumerate(config.checkpoints):
+                m = {name: float(values[k][pos]) for name, values in metrics.items()}
+                finite = bool(np.isfinite(flats[k, pos]).all())
+                rows.append({
+                    "run_id": f"{config.name}-r{r.index:05d}",
+                    "dataset": config.dataset,
+                    "epoch": epoch,
+                    **hp,
+                    **m,
+                    "diverged": not (finite and np.isfinite(m["train_loss"])
+                                     and np.isfinite(m["test_loss"])),
+                })
+            w.add_many(r.arch.name, np.asarray(flats[:, pos]), pd.DataFrame(rows))
+    return out
+
+
+def generate_zoos(
+    configs: Sequence[ZooConfig],
+    outs: Sequence[Path],
+    preset: str | None = None,
+    device: str = "cpu",
+    workers: int | None = None,
+    data: DataSource = DataSource(),
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Generate every zoo not already complete, resuming unfinished ones; name -> folder."""
+    if device != "cpu":
+        workers = 1
+    elif workers is None:
+        workers = len(os.sched_getaffinity(0))
+    result: dict[str, Path] = {}
+    todo = []
+    for config, out in zip(configs, outs, strict=True):
+        if not overwrite and is_complete(config, out):
+            result[config.name] = out
+        elif out.exists() and not overwrite and (out / MANIFEST).exists():
+            raise GenerationError(
+                f"{out} holds a zoo {config.name} made with another configuration; delete it, "
+                "pass overwrite (--overwrite) or choose another output folder (--out)"
+            )
+        else:
+            todo.append((config, out))
+    if not todo:
+        return result
+    for config, _ in todo:
+        load_dataset(config.dataset, data.root, download=data.download)
+
+    with ExitStack() as stack:
+        states = []
+        tasks = []
+        for config, out in todo:
+            work = work_dir(out)
+            stack.enter_context(_locked(work))
+            if not overwrite and is_complete(config, out):  # made meanwhile by another process
+                result[config.name] = out
+                continue
+            runs = zoo_runs(config, data)
+            groups = plan_groups(config, runs)
+            have = _prepare(config, work, overwrite)
+            states.append((config, out, work, runs, groups))
+            tasks += [
+                GroupTask(config, g, tuple(groups[g]), work, device, data)
+                for g in range(len(groups)) if g not in have
+            ]
+        bar = _Progress(states, tasks) if progress else None
+        with bar or nullcontext():
+            _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None))
+        for config, out, work, runs, groups in states:
+            source = source_of(config, preset, device)
+            result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+class _Progress:
+    """A rich progress bar per zoo: runs done of total, elapsed time and ETA."""
+
+    def __init__(self, states: Sequence[tuple], tasks: Sequence[GroupTask]):
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.ids = {}
+        self.epochs = {}
+        for config, *_ in states:
+            todo = sum(len(t.run_indices) for t in tasks if t.config.name == config.name)
+            done = config.runs - todo
+            self.epochs[config.name] = config.epochs
+            self.ids[config.name] = self.bar.add_task(
+                config.name, total=config.runs * config.epochs, completed=done * config.epochs,
+                runs=f"{done}/{config.runs}",
+            )
+
+    def epoch(self, name: str, n: int) -> None:
+        tid = self.ids[name]
+        self.bar.advance(tid, n)
+        done = int(self.bar.tasks[tid].completed) // self.epochs[name]
+        self.bar.update(tid, runs=f"{done}/{self.bar.tasks[tid].total // self.epochs[name]:.0f}")
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)

@@ -1,0 +1,141 @@
+"""Generation presets: the `[generate.<preset>]` tables of benchmark.toml as zoo configurations.
+
+A preset lists datasets and architecture families; each (dataset, family) pair is one zoo named
+``<preset>-<dataset>-<family>``. Keys: datasets, families, runs, epochs, checkpoints,
+batch_size, seed, group_size, and an optional `[generate.<preset>.space]` table overriding the
+hyperparameter search space (see `SearchSpace`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from zoo_bench.errors import ZooBenchError
+from zoo_bench.generate.datasets import dataset_names
+from zoo_bench.generate.hyper import FAMILIES, SearchSpace
+
+PRESET_KEYS = (
+    "datasets", "families", "runs", "epochs", "checkpoints", "batch_size", "seed", "group_size",
+    "space",
+)
+DEFAULTS: dict[str, Any] = {"batch_size": 16, "seed": 0, "group_size": 64}
+
+
+class PresetError(ZooBenchError):
+    """A generation preset is unknown or malformed."""
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Everything that determines one generated zoo's content."""
+
+    name: str
+    dataset: str
+    family: str
+    runs: int
+    epochs: int
+    checkpoints: tuple[int, ...]
+    batch_size: int = 16
+    seed: int = 0
+    group_size: int = 64
+    space: SearchSpace = field(default_factory=SearchSpace)
+
+    def __post_init__(self) -> None:
+        where = f"zoo {self.name}"
+        if self.dataset not in dataset_names():
+            raise PresetError(
+                f"{where}: unknown dataset {self.dataset!r}; known: {dataset_names()}"
+            )
+        if self.family not in FAMILIES:
+            raise PresetError(f"{where}: unknown family {self.family!r}; known: {sorted(FAMILIES)}")
+        for key in ("runs", "epochs", "batch_size", "group_size"):
+            if int(getattr(self, key)) < 1:
+                raise PresetError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
+        bad = [e for e in self.checkpoints if not 0 <= e <= self.epochs]
+        if not self.checkpoints or bad:
+            raise PresetError(
+                f"{where}: checkpoints {list(self.checkpoints)} must be a non-empty list of "
+                f"epochs within 0..{self.epochs} (0 is before training)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "checkpoints": list(self.checkpoints), "space": asdict(self.space)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ZooConfig:
+        """Inverse of `to_dict`."""
+        space = SearchSpace.from_dict(d.get("space", {}))
+        return cls(**{**d, "checkpoints": tuple(d["checkpoints"]), "space": space})
+
+    def sha256(self) -> str:
+        """Hash of the configuration: a zoo made from the same hash has the same content."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+def _presets() -> tuple[str, dict[str, Any]]:
+    from zoo_bench.suite import read_benchmark_toml
+
+    path, doc = read_benchmark_toml()
+    return str(path), doc.get("generate", {})
+
+
+def preset_names() -> list[str]:
+    """Names of the `[generate.*]` presets."""
+    return sorted(_presets()[1])
+
+
+def _preset_table(preset: str) -> dict[str, Any]:
+    path, presets = _presets()
+    if preset not in presets:
+        close = difflib.get_close_matches(preset, list(presets), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise PresetError(
+            f"no preset [generate.{preset}] in {path}.{hint} Presets: {sorted(presets)}"
+        )
+    table = dict(presets[preset])
+    unknown = sorted(set(table) - set(PRESET_KEYS))
+    if unknown:
+        raise PresetError(
+            f"{path} [generate.{preset}]: unknown keys {unknown}; keys: {PRESET_KEYS}"
+        )
+    for key in ("datasets", "families", "runs", "epochs", "checkpoints"):
+        if key not in table:
+            raise PresetError(f"{path} [generate.{preset}]: missing key {key!r}")
+    return table
+
+
+def preset_zoo_names(preset: str) -> list[str]:
+    """Names of the zoos a preset makes: ``<preset>-<dataset>-<family>`` for every pair."""
+    table = _preset_table(preset)
+    return [f"{preset}-{d}-{f}" for d in table["datasets"] for f in table["families"]]
+
+
+def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None) -> list[ZooConfig]:
+    """One `ZooConfig` per zoo of the preset; `overrides` replaces preset keys (e.g. runs)."""
+    table = {**DEFAULTS, **_preset_table(preset)}
+    for key, value in (overrides or {}).items():
+        if key not in PRESET_KEYS:
+            raise PresetError(f"cannot override {key!r}; keys: {PRESET_KEYS}")
+        if value is not None:
+            table[key] = value
+    try:
+        space = SearchSpace.from_dict(table.get("space", {}))
+    except ValueError as e:
+        raise PresetError(f"[generate.{preset}.space]: {e}") from None
+    epochs = int(table["epochs"])
+    listed = {int(e) for e in table["checkpoints"] if int(e) <= epochs}
+    checkpoints = tuple(sorted(listed | {0, epochs}))
+    return [
+        ZooConfig(
+            name=f"{preset}-{d}-{f}", dataset=d, family=f, runs=int(table["runs"]), epochs=epochs,
+            checkpoints=checkpoints, batch_size=int(table["batch_size"]), seed=int(table["seed"]),
+            group_size=int(table["group_size"]), space=space,
+        )
+        for d in table["datasets"]
+        for f in table["families"]
+    ]

@@ -1,0 +1,397 @@
+"""Train a population of same-architecture networks together, one fused step for all of them.
+
+The N networks live in one (N, P) tensor laid out as the zoo stores them (`zoo_bench.arch`).
+Convolutions run as one grouped convolution (each network is a group of channels), dense layers
+as one batched matmul, and SGD / Adam / RMSprop as one vectorised update with per-network
+learning rate, L2 and optimizer constants. Each network draws its own training subset, data
+order and initialisation from its own seed. Checkpoints are evaluated on the full test split and
+on each network's own training subset; a network whose predictions sit on a near-tie is
+re-evaluated with `functional_forward` one network at a time, so the recorded accuracies equal
+what `Zoo.module(i)` computes on the whole split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from zoo_bench.arch import ACTIVATIONS, Architecture, functional_forward
+from zoo_bench.generate.datasets import Dataset
+from zoo_bench.generate.hyper import RunSpec
+
+# Keras' variance-scaling initialisers draw from a normal truncated at 2 sigma; this undoes the
+# truncation's shrinkage so the drawn weights have the intended standard deviation.
+TRUNCATED_STD = 0.87962566103423978
+# A prediction whose top-two logit gap is below this fraction of its largest logit could flip
+# between the fused and the one-network forward; such networks are re-evaluated exactly.
+NEAR_TIE = 1e-4
+EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk, bounds memory
+
+
+def init_flat(
+    arch: Architecture, w_init: str, init_std: float, gen: torch.Generator
+) -> torch.Tensor:
+    """One network's flat initial weights (zero biases), drawn on the CPU from `gen`."""
+    parts = []
+    for layer in arch.layers:
+        w = torch.empty(layer.weight_shape)
+        rf = math.prod(layer.weight_shape[2:])
+        fan_in, fan_out = layer.fan_in * rf, layer.fan_out * rf
+        if w_init in ("he_normal", "glorot_normal"):
+            var = 2.0 / fan_in if w_init == "he_normal" else 2.0 / (fan_in + fan_out)
+            std = math.sqrt(var) / TRUNCATED_STD
+            torch.nn.init.trunc_normal_(w, 0.0, std, -2 * std, 2 * std, generator=gen)
+        elif w_init == "orthogonal":
+            torch.nn.init.orthogonal_(w, generator=gen)
+        elif w_init == "normal":
+            torch.nn.init.normal_(w, 0.0, init_std, generator=gen)
+        elif w_init == "truncated_normal":
+            lim = 2 * init_std
+            torch.nn.init.trunc_normal_(w, 0.0, init_std, -lim, lim, generator=gen)
+        else:
+            raise ValueError(f"unknown weight init {w_init!r}")
+        parts += [w.reshape(-1), torch.zeros(layer.bias_shape)]
+    return torch.cat(parts)
+
+
+def correct_and_loss(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example: correct (argmax equals the label and every logit is finite) and CE loss."""
+    finite = torch.isfinite(logits).all(dim=-1)
+    correct = (logits.argmax(dim=-1) == y) & finite
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+    return correct, loss.reshape(y.shape)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> float:
+    """Fraction of examples predicted right, as the zoos record `test_accuracy`."""
+    labels = torch.as_tensor(np.array(y) if isinstance(y, np.ndarray) else y, device=logits.device)
+    correct, _ = correct_and_loss(logits, labels)
+    return int(correct.sum()) / len(correct)
+
+
+class PopulationOptimizer:
+    """SGD, Adam and RMSprop (PyTorch's update rules and defaults) for all networks at once.
+
+    One formula covers all three: m <- lerp(m, g, 1 - b1), v <- lerp(v, g^2, 1 - b2),
+    p <- p - lr * c1 * m / (sqrt(c2 * v) + eps), with per-network constants chosen so it
+    reduces to plain SGD (b1 = 0, c2 = 0, eps = 1) or RMSprop (b1 = 0, c1 = c2 = 1).
+    L2 is added to the kernel gradients (not the biases), as Keras' kernel regularizer does.
+    """
+
+    def __init__(self, runs: Sequence[RunSpec], arch: Architecture, device: torch.device):
+        def col(values: Sequence[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=torch.float32, device=device)[:, None]
+
+        kinds = [r.optimizer for r in runs]
+        unknown = sorted(set(kinds) - {"sgd", "adam", "rmsprop"})
+        if unknown:
+            raise ValueError(f"unknown optimizers {unknown}; use sgd, adam or rmsprop")
+        self.lr = col([r.learning_rate for r in runs])
+        self.adam = col([k == "adam" for k in kinds])
+        self.c2_base = col([k != "sgd" for k in kinds])
+        self.w1 = col([0.1 if k == "adam" else 1.0 for k in kinds])
+        self.w2 = col([{"adam": 0.001, "rmsprop": 0.01, "sgd": 0.0}[k] for k in kinds])
+        self.eps = col([1.0 if k == "sgd" else 1e-8 for k in kinds])
+        kernel = torch.cat([
+            t for la in arch.layers
+            for t in (torch.ones(math.prod(la.weight_shape)), torch.zeros(la.bias_shape))
+        ]).to(device)
+        self.l2 = col([2.0 * r.l2reg for r in runs]) * kernel[None, :]
+        self.m = torch.zeros(len(runs), arch.n_params, device=device)
+        self.v = torch.zeros_like(self.m)
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, p: torch.Tensor, g: torch.Tensor) -> None:
+        """Update parameters `p` (N, P) in place from their gradient `g` (consumed)."""
+        self.t += 1
+        c1 = 1 + self.adam * (1 / (1 - 0.9**self.t) - 1)
+        c2 = self.c2_base * (1 + self.adam * (1 / (1 - 0.999**self.t) - 1))
+        g.addcmul_(p, self.l2)
+        self.m.lerp_(g, self.w1)
+        self.v.lerp_(g.mul_(g), self.w2)
+        denom = self.v.mul(c2).sqrt_().add_(self.eps)
+        p.sub_(self.m.div(denom).mul_(self.lr * c1))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """Consecutive networks sharing an activation and whether they use dropout."""
+
+    lo: int
+    hi: int
+    activation: str
+    threshold: torch.Tensor | None  # dropout: keep where 15 random bits >= this, per network
+    scale: torch.Tensor | None  # 1 / keep probability, per network
+
+
+class Population:
+    """N networks of one architecture in one (N, P) tensor, with a fused forward pass.
+
+    Inside the pass, convolution activations are laid out (B, N * C, H, W): network n owns
+    channels n*C..(n+1)*C, so one grouped convolution runs every network. The first layer is an
+    unfold and a (batched) matmul instead, which is much faster for one input channel. Dense
+    activations are (N, B, F) and dense layers one batched matmul.
+    """
+
+    def __init__(self, arch: Architecture, runs: Sequence[RunSpec], flat: torch.Tensor):
+        if arch.layers[0].kind != "conv2d":
+            raise ValueError(f"{arch.name}: the population trainer needs a conv first layer")
+        for a, b in zip(arch.layers, arch.layers[1:], strict=False):
+            if a.kind == "conv2d" and b.kind == "linear" and a.pool not in ("gap", "flatten"):
+                raise ValueError(f"{arch.name}: a dense layer after a conv needs pool gap/flatten")
+        self.arch = arch
+        self.n = len(runs)
+        self.flat = flat
+        self.sizes = [s for la in arch.layers for s in (math.prod(la.weight_shape), la.fan_out)]
+        self.segments: list[_Segment] = []
+        start = 0
+        for i in range(1, self.n + 1):
+            key = (runs[start].activation, runs[start].dropout > 0)
+            if i < self.n and (runs[i].activation, runs[i].dropout > 0) == key:
+                continue
+            threshold = scale = None
+            if key[1]:
+                steps = torch.tensor([round(r.dropout * 32768) for r in runs[start:i]])
+                threshold = steps.to(torch.int16).to(flat.device)
+                scale = (32768 / (32768 - steps.double())).float().to(flat.device)
+            self.segments.append(_Segment(start, i, key[0], threshold, scale))
+            start = i
+        self.shapes = self._out_shapes()
+
+    def _out_shapes(self) -> list[tuple[int, ...]]:
+        """Each conv layer's output (C, H, W) before pooling."""
+        shapes, (c, h, w) = [], self.arch.input_shape
+        for la in self.arch.layers:
+            if la.kind != "conv2d":
+                break
+            kh, kw = la.weight_shape[2:]
+            h = (h + 2 * la.padding - kh) // la.stride + 1
+            w = (w + 2 * la.padding - kw) // la.stride + 1
+            c = la.fan_out
+            shapes.append((c, h, w))
+            if la.pool == "max2":
+                h, w = h // 2, w // 2
+        return shapes
+
+    def layer_params(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (weight (N, ...), bias (N, O)) views of a flat (N, P) tensor."""
+        parts = flat.split(self.sizes, dim=1)
+        return [
+            (parts[2 * i].reshape(self.n, *la.weight_shape), parts[2 * i + 1])
+            for i, la in enumerate(self.arch.layers)
+        ]
+
+    def forward(
+        self, x: torch.Tensor, training: bool = False, gen: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Logits (N, B, O) for images `x`: (B, C, H, W) shared by every network, or
+        (N, B, C, H, W), each network its own."""
+        n = self.n
+        params = self.layer_params(self.flat)
+        last = len(self.arch.layers) - 1
+        h = self._first_conv(x, *params[0])
+        for i, (la, (w, b)) in enumerate(zip(self.arch.layers, params, strict=True)):
+            if i > 0 and la.kind == "conv2d":
+                h = F.conv2d(
+                    h, w.reshape(n * la.fan_out, *la.weight_shape[1:]), b.reshape(-1),
+                    stride=la.stride, padding=la.padding, groups=n,
+                )
+            elif i > 0:
+                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+            if i == last:
+                break
+            conv = la.kind == "conv2d"
+            if la.pool_first:
+                h = F.max_pool2d(h, 2)
+            h = self._activate(h, conv, la.fan_out, training, gen)
+            if la.pool == "max2" and not la.pool_first:
+                h = F.max_pool2d(h, 2)
+            elif la.pool == "gap":
+                h = h.mean(dim=(-2, -1)).reshape(h.shape[0], n, -1).transpose(0, 1)
+            elif la.pool == "flatten":
+                h = h.reshape(h.shape[0], n, -1).transpose(0, 1)
+        return h
+
+    def _first_conv(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        la, n = self.arch.layers[0], self.n
+        o, (_, ho, wo) = la.fan_out, self.shapes[0]
+        k = la.weight_shape[2:]
+        w = w.reshape(n, o, -1)
+        if x.dim() == 4:  # shared images: one matmul of every network's filters
+            u = F.unfold(x, k, padding=la.padding, stride=la.stride)  # (B, Ckk, L)
+            h = torch.matmul(w.reshape(n * o, -1), u) + b.reshape(1, -1, 1)
+            return h.view(len(x), n * o, ho, wo)
+        bsz = x.shape[1]
+        u = F.unfold(x.reshape(n * bsz, *x.shape[2:]), k, padding=la.padding, stride=la.stride)
+        u = u.view(n, bsz, u.shape[1], -1).transpose(2, 3).reshape(n, -1, u.shape[1])
+        h = torch.baddbmm(b.unsqueeze(1), u, w.transpose(1, 2))  # (N, B * L, O)
+        return h.view(n, bsz, ho * wo, o).permute(1, 0, 3, 2).reshape(bsz, n * o, ho, wo)
+
+    def _activate(
+        self, h: torch.Tensor, conv: bool, width: int, training: bool, gen: torch.Generator | None
+    ) -> torch.Tensor:
+        parts = []
+        for s in self.segments:
+            part = h[:, s.lo * width : s.hi * width] if conv else h[s.lo : s.hi]
+            part = ACTIVATIONS[s.activation](part)
+            if training and s.threshold is not None:
+                part = part * self._dropout_mask(part, s, conv, width, gen)
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts, dim=1 if conv else 0)
+
+    @staticmethod
+    def _dropout_mask(
+        part: torch.Tensor, s: _Segment, conv: bool, width: int, gen: torch.Generator | None
+    ) -> torch.Tensor:
+        """Keep-and-rescale mask from 15-bit random numbers, four per 64-bit draw (the CPU
+        generator is the bottleneck otherwise)."""
+        shape = (1, -1, 1, 1) if conv else (-1, 1, 1)
+        threshold, scale = s.threshold, s.scale
+        if conv:
+            threshold, scale = threshold.repeat_interleave(width), scale.repeat_interleave(width)
+        words = torch.empty(-(-part.numel() // 4), dtype=torch.int64, device=part.device)
+        bits = words.random_(generator=gen).view(torch.int16)[: part.numel()].view(part.shape)
+        keep = (bits & 0x7FFF) >= threshold.view(shape)
+        return torch.where(keep, scale.view(shape), 0.0)
+
+    @torch.no_grad()
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Correct (N, n), loss (N, n) and a near-tie flag (N,) on images x (m, C, H, W) with
+        labels y (m,): all m for every network, or with `rows` (N, n) each network its own."""
+        per_example = max(math.prod(s) for s in self.shapes)
+        chunk = max(1, EVAL_ELEMENTS // (self.n * per_example))
+        total = len(x) if rows is None else rows.shape[1]
+        corrects, losses = [], []
+        unsure = torch.zeros(self.n, dtype=torch.bool, device=x.device)
+        for s in range(0, total, chunk):
+            if rows is None:
+                logits, yc = self.forward(x[s : s + chunk]), y[s : s + chunk].expand(self.n, -1)
+            else:
+                idx = rows[:, s : s + chunk]
+                logits, yc = self.forward(x[idx]), y[idx]
+            correct, loss = correct_and_loss(logits, yc)
+            top = logits.topk(2, dim=-1).values
+            tie = (top[..., 0] - top[..., 1]) <= NEAR_TIE * logits.abs().amax(dim=-1)
+            unsure |= (tie | ~torch.isfinite(logits).all(dim=-1)).any(dim=1)
+            corrects.append(correct)
+            losses.append(loss)
+        return torch.cat(corrects, 1), torch.cat(losses, 1), unsure
+
+
+def exact_correct_and_loss(
+    arch: Architecture, flat: np.ndarray, activation: str, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One network on a whole split through `functional_forward` on the CPU, as `Zoo.module`."""
+    params = [(w.clone(), b.clone()) for w, b in arch.unflatten(torch.from_numpy(flat))]
+    with torch.no_grad():
+        logits = functional_forward(arch, params, x, activation)
+    return correct_and_loss(logits, y)
+
+
+@dataclass
+class GroupResult:
+    """A trained group: weights (K checkpoints, N, P) and per-checkpoint metrics (K, N)."""
+
+    flats: np.ndarray
+    metrics: dict[str, np.ndarray]
+    exact_rechecks: int
+
+
+def train_group(
+    arch: Architecture,
+    runs: Sequence[RunSpec],
+    data: Dataset,
+    epochs: int,
+    checkpoints: Sequence[int],
+    batch_size: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[int], None] | None = None,
+) -> GroupResult:
+    """Train `runs` (one architecture, one train fraction) together and evaluate checkpoints.
+
+    `seed` drives the group's dropout noise; everything else per network comes from its own
+    `RunSpec.seed`. `on_epoch(n)` is called after each epoch with the number of networks.
+    """
+    device = torch.device(device)
+    fractions = {r.train_fraction for r in runs}
+    if len(fractions) != 1:
+        raise ValueError(f"a group trains one train fraction, got {sorted(fractions)}")
+    n_train = len(data.y_train)
+    n_sub = max(1, round(fractions.pop() * n_train))
+    gens = [torch.Generator().manual_seed(r.seed) for r in runs]
+    flat0 = torch.stack(
+        [init_flat(arch, r.w_init, r.init_std, g) for r, g in zip(runs, gens, strict=True)]
+    )
+    subsets = torch.stack([torch.randperm(n_train, generator=g)[:n_sub] for g in gens])
+
+    xs_cpu = {"train": torch.tensor(data.x_train), "test": torch.tensor(data.x_test)}
+    ys_cpu = {"train": torch.tensor(data.y_train), "test": torch.tensor(data.y_test)}
+    xs = {k: v.to(device) for k, v in xs_cpu.items()}
+    ys = {k: v.to(device) for k, v in ys_cpu.items()}
+    flat = flat0.to(device).requires_grad_(True)
+    pop = Population(arch, runs, flat)
+    opt = PopulationOptimizer(runs, arch, device)
+    drop_gen = torch.Generator(device=device).manual_seed(seed)
+
+    keep = sorted(set(checkpoints))
+    if keep[0] < 0 or keep[-1] > epochs:
+        raise ValueError(f"checkpoints {keep} must lie within epochs 0..{epochs}")
+    n, k = len(runs), len(keep)
+    flats = np.empty((k, n, arch.n_params), np.float32)
+    names = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
+    metrics = {m: np.empty((k, n)) for m in names}
+    rechecks = 0
+
+    x_train, y_train = xs["train"], ys["train"]
+    splits = {"test": None, "train": subsets.to(device)}
+
+    def checkpoint(slot: int) -> int:
+        snap = flat.detach().cpu().numpy().copy()
+        flats[slot] = snap
+        rechecked = 0
+        for split, rows in splits.items():
+            correct, loss, unsure = pop.evaluate(xs[split], ys[split], rows)
+            correct, loss = correct.cpu(), loss.cpu().double()
+            for j in unsure.cpu().nonzero().flatten().tolist():
+                rows = slice(None) if split == "test" else subsets[j]
+                correct[j], loss[j] = exact_correct_and_loss(
+                    arch, snap[j], runs[j].activation, xs_cpu[split][rows], ys_cpu[split][rows]
+                )
+                rechecked += 1
+            metrics[f"{split}_accuracy"][slot] = correct.sum(1).numpy() / correct.shape[1]
+            metrics[f"{split}_loss"][slot] = loss.mean(1).numpy()
+        return rechecked
+
+    slot = 0
+    if keep[0] == 0:
+        rechecks += checkpoint(0)
+        slot = 1
+    for epoch in range(1, epochs + 1):
+        order = torch.stack(
+            [s[torch.randperm(n_sub, generator=g)] for s, g in zip(subsets, gens, strict=True)]
+        ).to(device)
+        for start in range(0, n_sub, batch_size):
+            idx = order[:, start : start + batch_size]
+            logits = pop.forward(x_train[idx], training=True, gen=drop_gen)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), y_train[idx].reshape(-1), reduction="sum"
+            ) / idx.shape[1]
+            (grad,) = torch.autograd.grad(loss, flat)
+            opt.step(flat.data, grad)
+        if slot < k and keep[slot] == epoch:
+            rechecks += checkpoint(slot)
+            slot += 1
+        if on_epoch is not None:
+            on_epoch(n)
+    return GroupResult(flats, metrics, rechecks)
