@@ -40,3 +40,7 @@ from zoo_bench.commands.run_cmds import leaderboard, run  # noqa: E402
 
 main.add_command(run)
 main.add_command(leaderboard)
+
+from zoo_bench.commands.generate_cmds import generate  # noqa: E402
+
+zoo.add_command(generate)
