@@ -7,6 +7,7 @@ Kendall's tau); SNE adds its Logit Invariance penalty through the loop's loss ho
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,7 +18,7 @@ from sne.encoder import SNEConfig, SNEEncoder
 from sne.symmetry import apply_transform, logit_invariance_penalty, sample_transform
 from zoo_bench.predictor import PredictorError
 from zoo_bench.store import Zoo
-from zoo_bench.training import Batch, TorchPredictor, usable_positions
+from zoo_bench.training import Batch, TorchPredictor, TrainConfig, usable_positions
 
 CONFIG_KEYS = tuple(SNEConfig.__dataclass_fields__)
 SPREAD_SAMPLE = 64
@@ -45,11 +46,17 @@ class SNEPredictor(TorchPredictor):
 
     Ablation switches: `logit_invariance` (penalty weight lambda; 0 turns it off), `positional`,
     `hierarchy`, `chunk_size`; `chunk_budget` bounds the chunks encoded at once.
+
+    The training length is set in optimiser steps (`max_steps`, `patience_steps`), turned into
+    epochs of the shared loop from the training zoo's size, so a small zoo still gets enough
+    steps and a large one does not run for dozens of epochs; `max_epochs` / `patience`, when
+    given (or a suite budget's max_epochs), take precedence.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
         **TorchPredictor.defaults,
-        "lr": 2e-3, "batch_size": 16, "max_epochs": 40, "patience": 10,
+        "lr": 2e-3, "batch_size": 8, "max_epochs": None, "patience": None,
+        "max_steps": 1000, "patience_steps": 250,
         **SNEConfig().to_dict(),
         "logit_invariance": 0.1,
     }
@@ -64,10 +71,23 @@ class SNEPredictor(TorchPredictor):
         if float(self._hparams["logit_invariance"]) < 0:
             raise PredictorError("SNEPredictor: logit_invariance must be >= 0 (0 turns it off)")
         self._symmetry_rng = torch.Generator()
+        self._train_size = 1
+
+    def train_config(self) -> TrainConfig:
+        """Epochs and patience from the step budget and the training zoo's size (see class)."""
+        h = self._hparams
+        steps_per_epoch = math.ceil(self._train_size / int(h["batch_size"]))
+        epochs = h["max_epochs"] or math.ceil(int(h["max_steps"]) / steps_per_epoch)
+        patience = h["patience"] or math.ceil(int(h["patience_steps"]) / steps_per_epoch)
+        return TrainConfig(
+            lr=float(h["lr"]), weight_decay=float(h["weight_decay"]),
+            batch_size=int(h["batch_size"]), max_epochs=int(epochs), patience=int(patience),
+        )
 
     def build_model(self, train: Zoo) -> nn.Module:
         assert self.fit_context is not None
         self._symmetry_rng = torch.Generator().manual_seed(int(self.fit_context.seed))
+        self._train_size = max(1, len(usable_positions(train)))
         model = SNEEncoder(self.config)
         model.weight_scale.fill_(1.0 / weight_spread(train))
         return model
