@@ -9,11 +9,13 @@ from torch import nn
 
 from baselines.features import element_layout, stratified_indices
 from baselines.statnn import mlp
+from zoo_bench.arch import Architecture
 from zoo_bench.predictor import PredictorError
 from zoo_bench.store import Zoo
 from zoo_bench.training import Batch, TorchPredictor
 
 CLIP = 10.0
+Layout = tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]], torch.Tensor]
 
 
 class SetModel(nn.Module):
@@ -57,19 +59,19 @@ class DeepSets(TorchPredictor):
             raise PredictorError(
                 f"DeepSets: pool must be 'mean' or 'sum', got {self._hparams['pool']!r}"
             )
-        self._layouts: dict[str, tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]] = {}
+        self._layouts: dict[Architecture, Layout] = {}
         self._eval_seed = 0
 
-    def _layout(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, list, torch.Tensor]:
-        """(meta, scale, spans, fixed eval indices) of the batch's architecture, on its device."""
+    def _layout(self, batch: Batch) -> Layout:
+        """(meta, scale, spans, fixed eval indices) of the batch's architecture, on the device."""
         arch = batch.arch
-        if arch.name not in self._layouts:
+        if arch not in self._layouts:
             meta, scale, spans = element_layout(arch, int(self._hparams["first_layers"]))
             gen = torch.Generator().manual_seed(self._eval_seed)
             fixed = stratified_indices(spans, int(self._hparams["eval_elements_per_tensor"]), gen)
-            self._layouts[arch.name] = (meta, scale, spans, fixed)
-        meta, scale, spans, fixed = self._layouts[arch.name]
-        return meta.to(batch.device), scale.to(batch.device), spans, fixed.to(batch.device)
+            self._layouts[arch] = (meta.to(self.device), scale.to(self.device), spans,
+                                   fixed.to(self.device))
+        return self._layouts[arch]
 
     def build_model(self, train: Zoo) -> nn.Module:
         h = self._hparams

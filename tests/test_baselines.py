@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from zoo_bench import FitContext, Zoo, get_predictor
+from baselines.features import statnn_dim, statnn_features
+from zoo_bench import Budget, FitContext, Zoo, ZooWriter, get_predictor
 from zoo_bench.evaluator import kendall_tau
+from zoo_bench.families import cnn_s, ctc
 from zoo_bench.generate import generate_preset
 from zoo_bench.tasks import get_task
 
@@ -132,3 +134,45 @@ def test_zeroed_weights_collapse_tau_so_the_learning_test_can_fail(ci, method):
         assert np.ptp(pred) < 1e-6
         taus.append(kendall_tau(cell.test.targets(PROPERTY), np.round(pred, 6)))
     assert np.mean(taus) == 0.0 < LEARNS
+
+
+@pytest.fixture
+def mixed_zoo(tmp_path):
+    """Two architectures of different depth and size (ctc: 4 layers, cnn_s: 5) in one zoo."""
+    rng = np.random.default_rng(0)
+    archs = [ctc(size=16), cnn_s()]
+    with ZooWriter(tmp_path / "mixed", "mixed", archs, {"kind": "test"}) as w:
+        for arch in archs:
+            for r in range(12):
+                scale = rng.uniform(0.1, 1.0)
+                flat = rng.normal(0, scale, size=(1, arch.n_params)).astype(np.float32)
+                w.add_many(arch.name, flat, [dict(
+                    run_id=f"{arch.name}{r}", dataset="toy", epoch=1, hp_activation="relu",
+                    test_accuracy=float(scale), train_accuracy=float(scale),
+                )])
+    return Zoo.open(tmp_path / "mixed")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_baseline_fits_and_predicts_mixed_architectures(mixed_zoo, method):
+    train, val = mixed_zoo.subset(np.arange(0, 24, 2)), mixed_zoo.subset(np.arange(1, 24, 2))
+    assert set(train.table["architecture"]) == {"ctc", "cnn_s"}
+    p = get_predictor(method)()
+    assert all(p.supports(a) for a in mixed_zoo.architectures.values())
+    p.fit(train, val, PROPERTY, FitContext(seed=0, device="cpu", budget=Budget(max_epochs=3)))
+    pred = p.predict(mixed_zoo)
+    assert pred.shape == (len(mixed_zoo),) and np.isfinite(pred).all()
+
+
+def test_statnn_features_share_one_space_across_depths(mixed_zoo):
+    feats = statnn_features(mixed_zoo, k=3)
+    assert feats.shape == (len(mixed_zoo), statnn_dim(3)) and np.isfinite(feats).all()
+
+
+def test_flat_mlp_cuts_networks_longer_than_its_training_length(mixed_zoo):
+    cnn = mixed_zoo.subset("architecture == 'cnn_s'")
+    p = get_predictor("mlp")()
+    p.fit(cnn, cnn, PROPERTY, FitContext(seed=0, device="cpu", budget=Budget(max_epochs=2)))
+    longer = mixed_zoo.subset("architecture == 'ctc'")
+    assert p.length == cnn_s().n_params < ctc(size=16).n_params
+    assert np.isfinite(p.predict(longer)).all()

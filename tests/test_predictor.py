@@ -331,3 +331,11 @@ def test_train_model_stops_on_wall_clock_budget(make_zoo):
     ctx = FitContext(seed=0, device="cpu", budget=Budget(max_epochs=10_000, max_seconds=1e-3))
     result, _ = train_model(model, forward, zoo, zoo, "test_accuracy", ctx)
     assert result.stopped_by == "max_seconds" and result.epochs == 1
+
+
+def test_progress_bar_runs_without_a_terminal(make_zoo, capsys):
+    zoo = _norm_zoo(make_zoo)
+    p = NormRegressor()
+    ctx = FitContext(seed=0, device="cpu", budget=Budget(max_epochs=2), progress=True)
+    p.fit(zoo.subset(np.arange(30)), zoo.subset(np.arange(30, 40)), "test_accuracy", ctx)
+    assert p.train_result.epochs == 2 and len(p.train_result.history) == 2
