@@ -14,7 +14,7 @@ from sne.symmetry import (
 )
 from zoo_bench import Zoo, ZooWriter
 from zoo_bench.arch import ZooNetwork
-from zoo_bench.families import cnn_s, ctc
+from zoo_bench.families import cnn_s, cnn_small, ctc
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -61,8 +61,9 @@ def test_permutations_keep_a_relu_ctc_zoo_function(make_zoo):
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "gelu"])
-def test_cnn_s_with_max_pool_and_flatten_keeps_its_function(arch_zoo, activation):
-    zoo = arch_zoo(cnn_s(), activation)
+@pytest.mark.parametrize("arch", [cnn_s(), cnn_small()], ids=["pool-first", "pool-after"])
+def test_cnns_with_max_pool_and_flatten_keep_their_function(arch_zoo, arch, activation):
+    zoo = arch_zoo(arch, activation)
     for seed in range(3):
         for out, out_g in transformed_outputs(zoo, seed):
             torch.testing.assert_close(out_g, out, rtol=1e-4, atol=1e-5)
