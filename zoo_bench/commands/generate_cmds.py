@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.generate import generate_preset, preset_configs
@@ -59,13 +57,12 @@ def generate(
         zoos = {name: Zoo.open(paths[name]) for name in names}
     except (ZooBenchError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
-    table = Table(title="final test accuracy per zoo")
-    for col in ("zoo", "runs", *[f"q{round(q * 100)}" for q in QUANTILES], "diverged", "folder"):
-        table.add_column(col)
+    click.echo("final test accuracy per zoo (quantiles over runs):")
     for name, zoo in zoos.items():
-        s = accuracy_spread(zoo)
-        table.add_row(
-            name, str(s["runs"]), *[f"{s[f'q{round(q * 100)}']:.3f}" for q in QUANTILES],
-            str(s["diverged"]), str(zoo.path),
+        spread = accuracy_spread(zoo)
+        keys = [f"q{round(q * 100)}" for q in QUANTILES]
+        quantiles = " ".join(f"{k}={spread[k]:.3f}" for k in keys)
+        click.echo(
+            f"  {name}: {spread['runs']} runs, {quantiles}, diverged={spread['diverged']} "
+            f"-> {zoo.path}"
         )
-    Console().print(table)

@@ -124,10 +124,10 @@ def _draw_shapes(y: np.ndarray, rng: np.random.Generator, sub: int = 4) -> np.nd
     n, res = len(y), SIZE * sub
     g = (np.arange(res) + 0.5) / res * 2 - 1  # pixel centres in [-1, 1]
     gy, gx = np.meshgrid(g, g, indexing="ij")
-    cx, cy = rng.uniform(-0.35, 0.35, n), rng.uniform(-0.35, 0.35, n)
-    scale = rng.uniform(0.35, 0.65, n)
+    cx, cy = rng.uniform(-0.25, 0.25, n), rng.uniform(-0.25, 0.25, n)
+    scale = rng.uniform(0.5, 0.8, n)
     angle = rng.uniform(-0.35, 0.35, n)  # radians, small so plus and cross stay distinct
-    freq = rng.uniform(2.5, 4.5, n)  # stripe periods per unit radius
+    freq = rng.uniform(1.5, 2.5, n)  # stripe half-periods per unit of the shape's radius
     phase = rng.uniform(0, 2 * np.pi, n)
     masks = np.empty((n, res, res), np.float32)
     for i in range(n):
@@ -136,15 +136,15 @@ def _draw_shapes(y: np.ndarray, rng: np.random.Generator, sub: int = 4) -> np.nd
         v = (-s * (gx - cx[i]) + c * (gy - cy[i])) / scale[i]
         masks[i] = _SHAPE_DRAWERS[int(y[i])](u, v, freq[i], phase[i])
     img = masks.reshape(n, SIZE, sub, SIZE, sub).mean(axis=(2, 4))
-    contrast = rng.uniform(0.35, 1.0, n) * rng.choice([-1.0, 1.0], n, p=[0.25, 0.75])
+    contrast = rng.uniform(0.5, 1.0, n) * rng.choice([-1.0, 1.0], n, p=[0.15, 0.85])
     level = rng.uniform(-0.4, 0.4, n)
-    gradient = rng.normal(0, 0.2, (n, 2))
+    gradient = rng.normal(0, 0.15, (n, 2))
     ramp_y, ramp_x = np.meshgrid(np.linspace(-1, 1, SIZE), np.linspace(-1, 1, SIZE), indexing="ij")
     img = (
         level[:, None, None]
         + gradient[:, :1, None] * ramp_y + gradient[:, 1:, None] * ramp_x
         + contrast[:, None, None] * (img - 0.5)
-        + rng.normal(0, 0.25, img.shape)
+        + rng.normal(0, 0.2, img.shape)
     )
     return np.clip(img, -1, 1).astype(np.float32)[:, None]
 

@@ -130,12 +130,49 @@ class _Segment:
     scale: torch.Tensor | None  # 1 / keep probability, per network
 
 
+class _SegmentedActivation(torch.autograd.Function):
+    """Each network's activation (relu or tanh) on its slice, then its dropout mask, as one
+    autograd node writing straight into its outputs (no concatenation, no temporaries)."""
+
+    @staticmethod
+    def forward(ctx, h, slices, activations, masks):  # noqa: ANN001, ANN205
+        y = torch.empty_like(h)
+        out = y if all(m is None for m in masks) else torch.empty_like(h)
+        for sl, act, m in zip(slices, activations, masks, strict=True):
+            if act == "relu":  # what torch.relu computes
+                torch.clamp_min(h[sl], 0, out=y[sl])
+            else:
+                torch.tanh(h[sl], out=y[sl])
+            if m is not None:
+                torch.mul(y[sl], m, out=out[sl])
+            elif out is not y:
+                out[sl].copy_(y[sl])
+        ctx.save_for_backward(y)
+        ctx.slices, ctx.activations, ctx.masks = slices, activations, masks
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001, ANN205
+        (y,) = ctx.saved_tensors
+        g = torch.empty_like(grad)
+        for sl, act, m in zip(ctx.slices, ctx.activations, ctx.masks, strict=True):
+            gs = grad[sl]
+            if m is not None:
+                gs = torch.mul(gs, m, out=g[sl])
+            if act == "relu":
+                torch.ops.aten.threshold_backward.grad_input(gs, y[sl], 0, grad_input=g[sl])
+            else:
+                torch.ops.aten.tanh_backward.grad_input(gs, y[sl], grad_input=g[sl])
+        return g, None, None, None
+
+
 class Population:
     """N networks of one architecture in one (N, P) tensor, with a fused forward pass.
 
-    Inside the pass, convolution activations are laid out (B, N * C, H, W): network n owns
-    channels n*C..(n+1)*C, so one grouped convolution runs every network. The first layer is an
-    unfold and a (batched) matmul instead, which is much faster for one input channel. Dense
+    Inside the pass, convolution activations are (B, N * C, H, W) in channels-last memory
+    (much faster for grouped convolutions and pooling on the CPU): network n owns channels
+    n*C..(n+1)*C, so one grouped convolution runs every network. The first layer is a matmul
+    over unfolded patches instead (one input channel makes convolution kernels slow). Dense
     activations are (N, B, F) and dense layers one batched matmul.
     """
 
@@ -163,6 +200,7 @@ class Population:
             self.segments.append(_Segment(start, i, key[0], threshold, scale))
             start = i
         self.shapes = self._out_shapes()
+        self._mask_consts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _out_shapes(self) -> list[tuple[int, ...]]:
         """Each conv layer's output (C, H, W) before pooling."""
@@ -188,21 +226,30 @@ class Population:
         ]
 
     def forward(
-        self, x: torch.Tensor, training: bool = False, gen: torch.Generator | None = None
+        self, x: torch.Tensor, per_network: bool, training: bool = False,
+        gen: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Logits (N, B, O) for images `x`: (B, C, H, W) shared by every network, or
-        (N, B, C, H, W), each network its own."""
+        """Logits (N, B, O). `x` is either images (B, C, H, W) shared by every network, or
+        with `per_network` images (B, N, H, W, C) (channels last), each network its own."""
         n = self.n
         params = self.layer_params(self.flat)
+        if per_network:
+            bsz, _, height, width, c = x.shape
+            h = x.permute(0, 2, 3, 1, 4).reshape(bsz, height, width, n * c).permute(0, 3, 1, 2)
+        else:  # the first layer as one matmul of every network's filters over shared patches
+            la, (w, b) = self.arch.layers[0], params[0]
+            o, (_, ho, wo) = la.fan_out, self.shapes[0]
+            u = F.unfold(x, la.weight_shape[2:], padding=la.padding, stride=la.stride)
+            h = torch.matmul(u.transpose(1, 2), w.reshape(n * o, -1).T) + b.reshape(-1)
+            h = h.view(-1, ho, wo, n * o).permute(0, 3, 1, 2)
         last = len(self.arch.layers) - 1
-        h = self._first_conv(x, *params[0])
         for i, (la, (w, b)) in enumerate(zip(self.arch.layers, params, strict=True)):
-            if i > 0 and la.kind == "conv2d":
+            if la.kind == "conv2d" and (i > 0 or per_network):
                 h = F.conv2d(
                     h, w.reshape(n * la.fan_out, *la.weight_shape[1:]), b.reshape(-1),
                     stride=la.stride, padding=la.padding, groups=n,
                 )
-            elif i > 0:
+            elif la.kind == "linear":
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             if i == last:
                 break
@@ -218,56 +265,53 @@ class Population:
                 h = h.reshape(h.shape[0], n, -1).transpose(0, 1)
         return h
 
-    def _first_conv(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        la, n = self.arch.layers[0], self.n
-        o, (_, ho, wo) = la.fan_out, self.shapes[0]
-        k = la.weight_shape[2:]
-        w = w.reshape(n, o, -1)
-        if x.dim() == 4:  # shared images: one matmul of every network's filters
-            u = F.unfold(x, k, padding=la.padding, stride=la.stride)  # (B, Ckk, L)
-            h = torch.matmul(w.reshape(n * o, -1), u) + b.reshape(1, -1, 1)
-            return h.view(len(x), n * o, ho, wo)
-        bsz = x.shape[1]
-        u = F.unfold(x.reshape(n * bsz, *x.shape[2:]), k, padding=la.padding, stride=la.stride)
-        u = u.view(n, bsz, u.shape[1], -1).transpose(2, 3).reshape(n, -1, u.shape[1])
-        h = torch.baddbmm(b.unsqueeze(1), u, w.transpose(1, 2))  # (N, B * L, O)
-        return h.view(n, bsz, ho * wo, o).permute(1, 0, 3, 2).reshape(bsz, n * o, ho, wo)
-
     def _activate(
         self, h: torch.Tensor, conv: bool, width: int, training: bool, gen: torch.Generator | None
     ) -> torch.Tensor:
-        parts = []
+        """Activation and (when training) dropout of every network on its own slice."""
+        drop = training and any(s.threshold is not None for s in self.segments)
+        if len(self.segments) == 1 and not drop:
+            return ACTIVATIONS[self.segments[0].activation](h)
+        slices, acts, masks = [], [], []
         for s in self.segments:
-            part = h[:, s.lo * width : s.hi * width] if conv else h[s.lo : s.hi]
-            part = ACTIVATIONS[s.activation](part)
-            if training and s.threshold is not None:
-                part = part * self._dropout_mask(part, s, conv, width, gen)
-            parts.append(part)
-        if len(parts) == 1:
-            return parts[0]
-        return torch.cat(parts, dim=1 if conv else 0)
+            sl = (slice(None), slice(s.lo * width, s.hi * width)) if conv else slice(s.lo, s.hi)
+            slices.append(sl)
+            acts.append(s.activation)
+            use = drop and s.threshold is not None
+            masks.append(self._dropout_mask(h[sl], s, conv, width, gen) if use else None)
+        return _SegmentedActivation.apply(h, slices, acts, masks)
 
-    @staticmethod
     def _dropout_mask(
-        part: torch.Tensor, s: _Segment, conv: bool, width: int, gen: torch.Generator | None
+        self, part: torch.Tensor, s: _Segment, conv: bool, width: int,
+        gen: torch.Generator | None,
     ) -> torch.Tensor:
         """Keep-and-rescale mask from 15-bit random numbers, four per 64-bit draw (the CPU
-        generator is the bottleneck otherwise)."""
-        shape = (1, -1, 1, 1) if conv else (-1, 1, 1)
-        threshold, scale = s.threshold, s.scale
-        if conv:
-            threshold, scale = threshold.repeat_interleave(width), scale.repeat_interleave(width)
+        generator is the bottleneck otherwise); laid out like `part`."""
+        key = (s.lo, width if conv else 0)
+        if key not in self._mask_consts:
+            shape = (1, -1, 1, 1) if conv else (-1, 1, 1)
+            reps = width if conv else 1
+            self._mask_consts[key] = (
+                s.threshold.repeat_interleave(reps).view(shape),
+                s.scale.repeat_interleave(reps).view(shape),
+            )
+        threshold, scale = self._mask_consts[key]
         words = torch.empty(-(-part.numel() // 4), dtype=torch.int64, device=part.device)
-        bits = words.random_(generator=gen).view(torch.int16)[: part.numel()].view(part.shape)
-        keep = (bits & 0x7FFF) >= threshold.view(shape)
-        return torch.where(keep, scale.view(shape), 0.0)
+        bits = words.random_(generator=gen).view(torch.int16)[: part.numel()]
+        if conv:  # draw in memory order (channels-last), then view logically as (B, C, H, W)
+            b_, c_, h_, w_ = part.shape
+            bits = bits.view(b_, h_, w_, c_).permute(0, 3, 1, 2)
+        else:
+            bits = bits.view(part.shape)
+        return ((bits & 0x7FFF) >= threshold) * scale
 
     @torch.no_grad()
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Correct (N, n), loss (N, n) and a near-tie flag (N,) on images x (m, C, H, W) with
-        labels y (m,): all m for every network, or with `rows` (N, n) each network its own."""
+        """Correct (N, n), loss (N, n) and a near-tie flag (N,) on labels y (m,) of images
+        x (m, C, H, W) shared by all networks, or with `rows` (N, n) of images x (m, H, W, C),
+        each network its own rows."""
         per_example = max(math.prod(s) for s in self.shapes)
         chunk = max(1, EVAL_ELEMENTS // (self.n * per_example))
         total = len(x) if rows is None else rows.shape[1]
@@ -275,10 +319,11 @@ class Population:
         unsure = torch.zeros(self.n, dtype=torch.bool, device=x.device)
         for s in range(0, total, chunk):
             if rows is None:
-                logits, yc = self.forward(x[s : s + chunk]), y[s : s + chunk].expand(self.n, -1)
+                logits = self.forward(x[s : s + chunk], per_network=False)
+                yc = y[s : s + chunk].expand(self.n, -1)
             else:
                 idx = rows[:, s : s + chunk]
-                logits, yc = self.forward(x[idx]), y[idx]
+                logits, yc = self.forward(x[idx.T], per_network=True), y[idx]
             correct, loss = correct_and_loss(logits, yc)
             top = logits.topk(2, dim=-1).values
             tie = (top[..., 0] - top[..., 1]) <= NEAR_TIE * logits.abs().amax(dim=-1)
@@ -296,6 +341,28 @@ def exact_correct_and_loss(
     with torch.no_grad():
         logits = functional_forward(arch, params, x, activation)
     return correct_and_loss(logits, y)
+
+
+@dataclass
+class RunStart:
+    """A run's own randomness, all from `RunSpec.seed`: initial weights, then its training
+    subset (a `train_fraction` of the examples), then one shuffle of that subset per epoch."""
+
+    flat: torch.Tensor
+    subset: torch.Tensor
+    gen: torch.Generator
+
+    def epoch_order(self) -> torch.Tensor:
+        """The next epoch's example order (indices into the training split)."""
+        return self.subset[torch.randperm(len(self.subset), generator=self.gen)]
+
+
+def run_start(run: RunSpec, n_train: int) -> RunStart:
+    """Initial weights and training subset of `run` on a training split of `n_train` examples."""
+    gen = torch.Generator().manual_seed(run.seed)
+    flat = init_flat(run.arch, run.w_init, run.init_std, gen)
+    n_sub = max(1, round(run.train_fraction * n_train))
+    return RunStart(flat, torch.randperm(n_train, generator=gen)[:n_sub], gen)
 
 
 @dataclass
@@ -328,12 +395,10 @@ def train_group(
     if len(fractions) != 1:
         raise ValueError(f"a group trains one train fraction, got {sorted(fractions)}")
     n_train = len(data.y_train)
-    n_sub = max(1, round(fractions.pop() * n_train))
-    gens = [torch.Generator().manual_seed(r.seed) for r in runs]
-    flat0 = torch.stack(
-        [init_flat(arch, r.w_init, r.init_std, g) for r, g in zip(runs, gens, strict=True)]
-    )
-    subsets = torch.stack([torch.randperm(n_train, generator=g)[:n_sub] for g in gens])
+    starts = [run_start(r, n_train) for r in runs]
+    flat0 = torch.stack([st.flat for st in starts])
+    subsets = torch.stack([st.subset for st in starts])
+    n_sub = subsets.shape[1]
 
     xs_cpu = {"train": torch.tensor(data.x_train), "test": torch.tensor(data.x_test)}
     ys_cpu = {"train": torch.tensor(data.y_train), "test": torch.tensor(data.y_test)}
@@ -353,7 +418,7 @@ def train_group(
     metrics = {m: np.empty((k, n)) for m in names}
     rechecks = 0
 
-    x_train, y_train = xs["train"], ys["train"]
+    x_train, y_train = xs["train"].permute(0, 2, 3, 1).contiguous(), ys["train"]
     splits = {"test": None, "train": subsets.to(device)}
 
     def checkpoint(slot: int) -> int:
@@ -361,7 +426,8 @@ def train_group(
         flats[slot] = snap
         rechecked = 0
         for split, rows in splits.items():
-            correct, loss, unsure = pop.evaluate(xs[split], ys[split], rows)
+            x = xs["test"] if split == "test" else x_train
+            correct, loss, unsure = pop.evaluate(x, ys[split], rows)
             correct, loss = correct.cpu(), loss.cpu().double()
             for j in unsure.cpu().nonzero().flatten().tolist():
                 rows = slice(None) if split == "test" else subsets[j]
@@ -378,12 +444,10 @@ def train_group(
         rechecks += checkpoint(0)
         slot = 1
     for epoch in range(1, epochs + 1):
-        order = torch.stack(
-            [s[torch.randperm(n_sub, generator=g)] for s, g in zip(subsets, gens, strict=True)]
-        ).to(device)
+        order = torch.stack([st.epoch_order() for st in starts]).to(device)
         for start in range(0, n_sub, batch_size):
             idx = order[:, start : start + batch_size]
-            logits = pop.forward(x_train[idx], training=True, gen=drop_gen)
+            logits = pop.forward(x_train[idx.T], per_network=True, training=True, gen=drop_gen)
             loss = F.cross_entropy(
                 logits.reshape(-1, logits.shape[-1]), y_train[idx].reshape(-1), reduction="sum"
             ) / idx.shape[1]
