@@ -8,7 +8,11 @@ information across networks (no batch statistics), so a prediction does not depe
 
 Memory: the batch's chunks are processed in groups of whole sets of at most `chunk_budget` chunks;
 at inference a set larger than the budget is streamed (two passes, recomputing its chunk vectors),
-so peak memory is set by the budget, not by the size of a network.
+so peak memory is set by the budget, not by the size of a network. In training autograd keeps
+every group's activations, so memory grows with the chunks of the batch, which `train_chunks`
+caps at (layers x train_chunks) per network; with `checkpoint` only group outputs are kept and
+one group is recomputed at a time (a set larger than the budget is then one group: training
+does not stream).
 """
 
 from __future__ import annotations
