@@ -200,6 +200,12 @@ class Population:
             self.segments.append(_Segment(start, i, key[0], threshold, scale))
             start = i
         self.shapes = self._out_shapes()
+        self.dense_convs = {
+            i for i, la in enumerate(arch.layers)
+            if i > 0 and la.kind == "conv2d" and la.padding == 0 and self.shapes[i][1:] == (1, 1)
+            and la.weight_shape[2:] == self._in_hw(i) and la.pool in ("gap", "flatten", None)
+            and (la.pool is not None or i == len(arch.layers) - 1)
+        }
         self._mask_consts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _out_shapes(self) -> list[tuple[int, ...]]:
@@ -216,6 +222,15 @@ class Population:
             if la.pool == "max2":
                 h, w = h // 2, w // 2
         return shapes
+
+    def _in_hw(self, i: int) -> tuple[int, int]:
+        """Spatial size of conv layer i's input."""
+        if i == 0:
+            return tuple(self.arch.input_shape[1:])
+        _, h, w = self.shapes[i - 1]
+        if self.arch.layers[i - 1].pool == "max2":
+            h, w = h // 2, w // 2
+        return (h, w)
 
     def layer_params(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer (weight (N, ...), bias (N, O)) views of a flat (N, P) tensor."""
@@ -244,7 +259,11 @@ class Population:
             h = h.view(-1, ho, wo, n * o).permute(0, 3, 1, 2)
         last = len(self.arch.layers) - 1
         for i, (la, (w, b)) in enumerate(zip(self.arch.layers, params, strict=True)):
-            if la.kind == "conv2d" and (i > 0 or per_network):
+            dense = i in self.dense_convs
+            if dense:  # the kernel covers the whole input: a dense layer on the flat input
+                h = h.reshape(h.shape[0], n, -1).transpose(0, 1)
+                h = torch.baddbmm(b.unsqueeze(1), h, w.reshape(n, la.fan_out, -1).transpose(1, 2))
+            elif la.kind == "conv2d" and (i > 0 or per_network):
                 h = F.conv2d(
                     h, w.reshape(n * la.fan_out, *la.weight_shape[1:]), b.reshape(-1),
                     stride=la.stride, padding=la.padding, groups=n,
@@ -253,10 +272,12 @@ class Population:
                 h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             if i == last:
                 break
-            conv = la.kind == "conv2d"
+            conv = la.kind == "conv2d" and not dense
             if la.pool_first:
                 h = F.max_pool2d(h, 2)
             h = self._activate(h, conv, la.fan_out, training, gen)
+            if dense:  # 1x1 output: pooling or flattening leaves (N, B, O) as it is
+                continue
             if la.pool == "max2" and not la.pool_first:
                 h = F.max_pool2d(h, 2)
             elif la.pool == "gap":
@@ -367,11 +388,13 @@ def run_start(run: RunSpec, n_train: int) -> RunStart:
 
 @dataclass
 class GroupResult:
-    """A trained group: weights (K checkpoints, N, P) and per-checkpoint metrics (K, N)."""
+    """A trained group: weights (K checkpoints, N, P), per-checkpoint metrics (K, N), and the
+    weights after the last epoch (N, P) even when it is no checkpoint."""
 
     flats: np.ndarray
     metrics: dict[str, np.ndarray]
     exact_rechecks: int
+    final: np.ndarray
 
 
 def train_group(
@@ -385,7 +408,8 @@ def train_group(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int], None] | None = None,
 ) -> GroupResult:
-    """Train `runs` (one architecture, one train fraction) together and evaluate checkpoints.
+    """Train `runs` (one architecture, one train fraction) together and evaluate checkpoints
+    (epochs; 0 is before training; none is allowed, e.g. to time training alone).
 
     `seed` drives the group's dropout noise; everything else per network comes from its own
     `RunSpec.seed`. `on_epoch(n)` is called after each epoch with the number of networks.
@@ -410,7 +434,7 @@ def train_group(
     drop_gen = torch.Generator(device=device).manual_seed(seed)
 
     keep = sorted(set(checkpoints))
-    if keep[0] < 0 or keep[-1] > epochs:
+    if keep and (keep[0] < 0 or keep[-1] > epochs):
         raise ValueError(f"checkpoints {keep} must lie within epochs 0..{epochs}")
     n, k = len(runs), len(keep)
     flats = np.empty((k, n, arch.n_params), np.float32)
@@ -440,7 +464,7 @@ def train_group(
         return rechecked
 
     slot = 0
-    if keep[0] == 0:
+    if keep and keep[0] == 0:
         rechecks += checkpoint(0)
         slot = 1
     for epoch in range(1, epochs + 1):
@@ -458,4 +482,4 @@ def train_group(
             slot += 1
         if on_epoch is not None:
             on_epoch(n)
-    return GroupResult(flats, metrics, rechecks)
+    return GroupResult(flats, metrics, rechecks, flat.detach().cpu().numpy())
