@@ -1,4 +1,4 @@
-"""zoo-bench: benchmark suite and leaderboard harness for predicting network properties from weights."""
+"""zoo-bench: a benchmark harness for predicting neural network properties from weights."""
 
 from zoo_bench.arch import Architecture, LayerSpec
 from zoo_bench.evaluator import Evaluator
