@@ -141,3 +141,21 @@ def test_missing_or_truncated_files_are_named(tmp_path, vision_root):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(DatasetError, match="digits, mnist1d, shapes, mnist"):
         load_dataset("imagenet")
+
+
+def test_the_same_command_trains_vision_zoos_from_a_data_root(vision_root, tmp_path):
+    from zoo_bench import Zoo
+    from zoo_bench.generate import generate_preset
+
+    paths = generate_preset(
+        "smallcnnzoo", out_dir=tmp_path / "zoos", only=["mnist", "svhn_gs"], progress=False,
+        overrides={"runs": 3, "epochs": 1, "batch_size": 4, "families": ["ctc", "cnn_small"]},
+        workers=1, data_root=vision_root,
+    )
+    assert sorted(paths) == ["smallcnnzoo-mnist-cnn_small", "smallcnnzoo-mnist-ctc",
+                             "smallcnnzoo-svhn_gs-cnn_small", "smallcnnzoo-svhn_gs-ctc"]
+    zoo = Zoo.open(paths["smallcnnzoo-svhn_gs-ctc"], verify=True)
+    assert zoo.architectures["ctc"].input_shape == (1, 32, 32)
+    assert zoo.architectures["ctc"].n_params == 4970
+    assert Zoo.open(paths["smallcnnzoo-mnist-cnn_small"]).architectures["cnn_small"].input_shape \
+        == (1, 28, 28)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import selectors
 import shutil
@@ -29,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from zoo_bench.arch import Architecture
 from zoo_bench.errors import ZooBenchError, ZooFormatError
 from zoo_bench.generate.datasets import load_dataset
 from zoo_bench.generate.hyper import RunSpec, sample_runs
@@ -62,6 +64,7 @@ class GroupTask:
     work: Path
     device: str
     data: DataSource
+    cost: float = 0.0
 
 
 def zoo_runs(config: ZooConfig, data: DataSource = DataSource()) -> list[RunSpec]:
@@ -107,6 +110,34 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     os.replace(tmp, path)
 
 
+def arch_macs(arch: Architecture) -> int:
+    """Multiply-accumulates of one forward pass of one example."""
+    total, (h, w) = 0, arch.input_shape[1:]
+    for la in arch.layers:
+        if la.kind == "conv2d":
+            kh, kw = la.weight_shape[2:]
+            h = (h + 2 * la.padding - kh) // la.stride + 1
+            w = (w + 2 * la.padding - kw) // la.stride + 1
+            total += h * w * math.prod(la.weight_shape)
+            if la.pool == "max2":
+                h, w = h // 2, w // 2
+        else:
+            total += math.prod(la.weight_shape)
+    return total
+
+
+def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test: int) -> float:
+    """Rough compute of training and evaluating a group: examples times MACs (3x in training)."""
+    n_sub = runs[0].train_fraction * n_train
+    examples = 3 * config.epochs * n_sub + len(config.checkpoints) * (n_sub + n_test)
+    return examples * sum(arch_macs(r.arch) for r in runs)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
 def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) -> int:
     """Train one group on one CPU thread and write its shard; returns the group index."""
     config = task.config
@@ -124,12 +155,11 @@ def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) ->
     finally:
         torch.set_num_threads(threads)
     npy, meta = _shard_paths(task.work, task.group)
-    _write_atomic(npy, lambda p: np.save(open(p, "wb"), result.flats))  # noqa: SIM115
+    _write_atomic(npy, lambda p: _save_npy(p, result.flats))
     body = {
         "group": task.group,
         "runs": list(task.run_indices),
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
-        "exact_rechecks": result.exact_rechecks,
     }
     _write_atomic(meta, lambda p: p.write_text(json.dumps(body)))
     return task.group
@@ -379,10 +409,13 @@ def generate_zoos(
             groups = plan_groups(config, runs)
             have = _prepare(config, work, overwrite)
             states.append((config, out, work, runs, groups))
+            d = load_dataset(config.dataset, data.root)
             tasks += [
-                GroupTask(config, g, tuple(groups[g]), work, device, data)
+                GroupTask(config, g, tuple(groups[g]), work, device, data, group_cost(
+                    config, [runs[i] for i in groups[g]], len(d.y_train), len(d.y_test)))
                 for g in range(len(groups)) if g not in have
             ]
+        tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together
         bar = _Progress(states, tasks) if progress else None
         with bar or nullcontext():
             _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None))
@@ -407,25 +440,30 @@ class _Progress:
 
         self.bar = Progress(
             TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.fields[runs]} runs"), TimeElapsedColumn(), TextColumn("ETA"),
+            TextColumn("{task.fields[runs]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(),
         )
         self.ids = {}
         self.epochs = {}
+        total = sum(c.runs * c.epochs for c, *_ in states)
+        left = sum(len(t.run_indices) * t.config.epochs for t in tasks)
+        self.all = self.bar.add_task("all zoos", total=total, completed=total - left, runs="")
         for config, *_ in states:
             todo = sum(len(t.run_indices) for t in tasks if t.config.name == config.name)
             done = config.runs - todo
             self.epochs[config.name] = config.epochs
             self.ids[config.name] = self.bar.add_task(
                 config.name, total=config.runs * config.epochs, completed=done * config.epochs,
-                runs=f"{done}/{config.runs}",
+                runs=f"{done}/{config.runs} runs",
             )
 
     def epoch(self, name: str, n: int) -> None:
         tid = self.ids[name]
         self.bar.advance(tid, n)
+        self.bar.advance(self.all, n)
         done = int(self.bar.tasks[tid].completed) // self.epochs[name]
-        self.bar.update(tid, runs=f"{done}/{self.bar.tasks[tid].total // self.epochs[name]:.0f}")
+        total = self.bar.tasks[tid].total // self.epochs[name]
+        self.bar.update(tid, runs=f"{done}/{total:.0f} runs")
 
     def __enter__(self) -> _Progress:
         self.bar.__enter__()

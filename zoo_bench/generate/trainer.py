@@ -5,9 +5,9 @@ Convolutions run as one grouped convolution (each network is a group of channels
 as one batched matmul, and SGD / Adam / RMSprop as one vectorised update with per-network
 learning rate, L2 and optimizer constants. Each network draws its own training subset, data
 order and initialisation from its own seed. Checkpoints are evaluated on the full test split and
-on each network's own training subset; a network whose predictions sit on a near-tie is
-re-evaluated with `functional_forward` one network at a time, so the recorded accuracies equal
-what `Zoo.module(i)` computes on the whole split.
+on each network's own training subset, on the CPU one network at a time through
+`functional_forward` (as fast per example as the fused pass), so the recorded accuracies are
+exactly what `Zoo.module(i)` computes on the whole split.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from zoo_bench.generate.hyper import RunSpec
 # Keras' variance-scaling initialisers draw from a normal truncated at 2 sigma; this undoes the
 # truncation's shrinkage so the drawn weights have the intended standard deviation.
 TRUNCATED_STD = 0.87962566103423978
-# A prediction whose top-two logit gap is below this fraction of its largest logit could flip
-# between the fused and the one-network forward; such networks are re-evaluated exactly.
-NEAR_TIE = 1e-4
 EVAL_ELEMENTS = 1 << 22  # activations per evaluation chunk, bounds memory
 
 
@@ -329,15 +326,13 @@ class Population:
     @torch.no_grad()
     def evaluate(
         self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Correct (N, n), loss (N, n) and a near-tie flag (N,) on labels y (m,) of images
-        x (m, C, H, W) shared by all networks, or with `rows` (N, n) of images x (m, H, W, C),
-        each network its own rows."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Correct (N, n) and loss (N, n) on labels y (m,) of images x (m, C, H, W) shared by
+        all networks, or with `rows` (N, n) of images x (m, H, W, C), each network its own."""
         per_example = max(math.prod(s) for s in self.shapes)
         chunk = max(1, EVAL_ELEMENTS // (self.n * per_example))
         total = len(x) if rows is None else rows.shape[1]
         corrects, losses = [], []
-        unsure = torch.zeros(self.n, dtype=torch.bool, device=x.device)
         for s in range(0, total, chunk):
             if rows is None:
                 logits = self.forward(x[s : s + chunk], per_network=False)
@@ -346,18 +341,16 @@ class Population:
                 idx = rows[:, s : s + chunk]
                 logits, yc = self.forward(x[idx.T], per_network=True), y[idx]
             correct, loss = correct_and_loss(logits, yc)
-            top = logits.topk(2, dim=-1).values
-            tie = (top[..., 0] - top[..., 1]) <= NEAR_TIE * logits.abs().amax(dim=-1)
-            unsure |= (tie | ~torch.isfinite(logits).all(dim=-1)).any(dim=1)
             corrects.append(correct)
             losses.append(loss)
-        return torch.cat(corrects, 1), torch.cat(losses, 1), unsure
+        return torch.cat(corrects, 1), torch.cat(losses, 1)
 
 
 def exact_correct_and_loss(
     arch: Architecture, flat: np.ndarray, activation: str, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One network on a whole split through `functional_forward` on the CPU, as `Zoo.module`."""
+    """One network on a whole split at once through `functional_forward`, as `Zoo.module` runs
+    it: the recorded accuracy is then exactly what the stored network computes."""
     params = [(w.clone(), b.clone()) for w, b in arch.unflatten(torch.from_numpy(flat))]
     with torch.no_grad():
         logits = functional_forward(arch, params, x, activation)
@@ -393,7 +386,6 @@ class GroupResult:
 
     flats: np.ndarray
     metrics: dict[str, np.ndarray]
-    exact_rechecks: int
     final: np.ndarray
 
 
@@ -412,7 +404,9 @@ def train_group(
     (epochs; 0 is before training; none is allowed, e.g. to time training alone).
 
     `seed` drives the group's dropout noise; everything else per network comes from its own
-    `RunSpec.seed`. `on_epoch(n)` is called after each epoch with the number of networks.
+    `RunSpec.seed`. On the CPU each checkpoint is evaluated one network at a time, so recorded
+    accuracies equal `Zoo.module`'s; on other devices by the fused pass, in that device's
+    arithmetic. `on_epoch(n)` is called after each epoch with the number of networks.
     """
     device = torch.device(device)
     fractions = {r.train_fraction for r in runs}
@@ -440,32 +434,32 @@ def train_group(
     flats = np.empty((k, n, arch.n_params), np.float32)
     names = ("test_accuracy", "test_loss", "train_accuracy", "train_loss")
     metrics = {m: np.empty((k, n)) for m in names}
-    rechecks = 0
-
     x_train, y_train = xs["train"].permute(0, 2, 3, 1).contiguous(), ys["train"]
-    splits = {"test": None, "train": subsets.to(device)}
 
-    def checkpoint(slot: int) -> int:
+    def checkpoint(slot: int) -> None:
         snap = flat.detach().cpu().numpy().copy()
         flats[slot] = snap
-        rechecked = 0
-        for split, rows in splits.items():
-            x = xs["test"] if split == "test" else x_train
-            correct, loss, unsure = pop.evaluate(x, ys[split], rows)
+        for split in ("test", "train"):
+            if device.type == "cpu":  # exact: each network alone, as Zoo.module computes it
+                results = [
+                    exact_correct_and_loss(arch, snap[j], r.activation, *(
+                        (xs_cpu[split], ys_cpu[split]) if split == "test"
+                        else (xs_cpu["train"][subsets[j]], ys_cpu["train"][subsets[j]])))
+                    for j, r in enumerate(runs)
+                ]
+                correct = torch.stack([c for c, _ in results])
+                loss = torch.stack([lo for _, lo in results])
+            elif split == "test":
+                correct, loss = pop.evaluate(xs["test"], ys["test"])
+            else:
+                correct, loss = pop.evaluate(x_train, y_train, subsets.to(device))
             correct, loss = correct.cpu(), loss.cpu().double()
-            for j in unsure.cpu().nonzero().flatten().tolist():
-                rows = slice(None) if split == "test" else subsets[j]
-                correct[j], loss[j] = exact_correct_and_loss(
-                    arch, snap[j], runs[j].activation, xs_cpu[split][rows], ys_cpu[split][rows]
-                )
-                rechecked += 1
             metrics[f"{split}_accuracy"][slot] = correct.sum(1).numpy() / correct.shape[1]
             metrics[f"{split}_loss"][slot] = loss.mean(1).numpy()
-        return rechecked
 
     slot = 0
     if keep and keep[0] == 0:
-        rechecks += checkpoint(0)
+        checkpoint(0)
         slot = 1
     for epoch in range(1, epochs + 1):
         order = torch.stack([st.epoch_order() for st in starts]).to(device)
@@ -478,8 +472,8 @@ def train_group(
             (grad,) = torch.autograd.grad(loss, flat)
             opt.step(flat.data, grad)
         if slot < k and keep[slot] == epoch:
-            rechecks += checkpoint(slot)
+            checkpoint(slot)
             slot += 1
         if on_epoch is not None:
             on_epoch(n)
-    return GroupResult(flats, metrics, rechecks, flat.detach().cpu().numpy())
+    return GroupResult(flats, metrics, flat.detach().cpu().numpy())
