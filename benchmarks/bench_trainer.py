@@ -8,14 +8,19 @@ between the two (repeats interleaved, median reported), on the same number of th
 ratio holds on a shared machine even when absolute times wander. Evaluation is not timed.
 
     .venv/bin/python benchmarks/bench_trainer.py                      # ctc, batch 8/16/32
-    .venv/bin/python benchmarks/bench_trainer.py --family cnn_small --batch-sizes 16
+    .venv/bin/python benchmarks/bench_trainer.py --family cnn_small --batch-sizes 8
+    .venv/bin/python benchmarks/bench_trainer.py --machine            # + both cores
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -115,6 +120,26 @@ def mean_test_accuracy(runs, flats, data) -> float:
     return float(np.mean(accs))
 
 
+def batched_on_all_cores(args: argparse.Namespace, b: int, workers: int) -> float:
+    """Wall seconds to train the networks split over `workers` one-thread processes, as
+    `zoo-bench zoo generate` does (interpreter start-up excluded: it is paid once per zoo set)."""
+    cmd = [sys.executable, __file__, "--dataset", args.dataset, "--family", args.family,
+           "--nets", str(args.nets), "--epochs", str(args.epochs),
+           "--train-fraction", str(args.train_fraction), "--parts", str(workers)]
+    procs = [subprocess.Popen([*cmd, "--part", str(k), "--batch-sizes", str(b)],
+                              stdout=subprocess.PIPE, text=True) for k in range(workers)]
+    spans = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    return max(e for _, e in spans) - min(s for s, _ in spans)
+
+
+def make_runs(args: argparse.Namespace, data) -> list[RunSpec]:
+    runs = sample_runs(args.nets, args.family, args.dataset, 0, 1, data.image_size)
+    return sorted(
+        (dataclasses.replace(r, train_fraction=args.train_fraction) for r in runs),
+        key=lambda r: (r.dropout > 0, r.activation, r.index),
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="mnist1d")
@@ -125,19 +150,29 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="8,16,32")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both loops")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--machine", action="store_true",
+                    help="also the whole machine: the batched trainer in one process per core "
+                         "vs the plain loop on torch's default threads")
+    ap.add_argument("--part", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--parts", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset)
-    runs = sample_runs(args.nets, args.family, args.dataset, 0, 1, data.image_size)
-    runs = sorted(
-        (dataclasses.replace(r, train_fraction=args.train_fraction) for r in runs),
-        key=lambda r: (r.dropout > 0, r.activation, r.index),
-    )
+    runs = make_runs(args, data)
     arch = runs[0].arch
+    if args.part is not None:  # one worker of batched_on_all_cores
+        torch.set_num_threads(1)
+        mine = runs[args.part :: args.parts]
+        start = time.time()
+        train_group(arch, mine, data, args.epochs, [], int(args.batch_sizes), seed=args.part)
+        print(json.dumps([start, time.time()]))
+        return
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
     n_sub = round(args.train_fraction * len(data.y_train))
     print(f"{args.family} ({arch.n_params} params) on {args.dataset}: {args.nets} networks x "
           f"{args.epochs} epochs x {n_sub} examples, {args.threads} thread(s), "
-          f"median of {args.repeats} interleaved repeats")
+          f"median of {args.repeats} interleaved repeats; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'batch':>5} {'batched nets/s':>15} {'plain nets/s':>13} {'speed-up':>9} "
           f"{'(cpu-time speed-up)':>20} {'test acc batched / plain':>25}")
     for b in (int(v) for v in args.batch_sizes.split(",")):
@@ -155,6 +190,19 @@ def main() -> None:
         acc_p = mean_test_accuracy(runs, finals, data)
         print(f"{b:>5} {args.nets / bw:>15.1f} {args.nets / pw:>13.1f} {pw / bw:>8.1f}x "
               f"{pc / bc:>19.1f}x {acc_b:>12.3f} / {acc_p:.3f}")
+    if not args.machine:
+        return
+    workers = len(os.sched_getaffinity(0))
+    print(f"whole machine: batched in {workers} one-thread processes vs plain loop on "
+          f"{default_threads} threads")
+    torch.set_num_threads(default_threads)
+    for b in (int(v) for v in args.batch_sizes.split(",")):
+        batched, plain = [], []
+        for _ in range(args.repeats):
+            batched.append(batched_on_all_cores(args, b, workers))
+            plain.append(timed(lambda b=b: train_plain(runs, data, args.epochs, b))[1])
+        bw, pw = statistics.median(batched), statistics.median(plain)
+        print(f"{b:>5} {args.nets / bw:>15.1f} {args.nets / pw:>13.1f} {pw / bw:>8.1f}x")
 
 
 if __name__ == "__main__":
