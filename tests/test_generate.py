@@ -184,3 +184,16 @@ def test_cli_generates_and_reports_the_spread(tmp_path):
     assert Zoo.open(tmp_path / "ci-digits-ctc").table["run_id"].nunique() == 4
     bad = CliRunner().invoke(main, ["zoo", "generate", "--preset", "nope", "--out", str(tmp_path)])
     assert bad.exit_code != 0 and "no preset" in bad.output
+
+
+def test_a_failing_worker_is_reported_with_its_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # each worker runs it as it starts
+    (tmp_path / "sitecustomize.py").write_text("raise SystemExit('worker cannot start')\n")
+    with pytest.raises(GenerationError, match="(?s)worker failed.*cannot start"):
+        tiny(tmp_path, workers=2)
+
+
+def test_a_device_torch_cannot_see_is_refused_before_any_work(tmp_path):
+    with pytest.raises(GenerationError, match="use --device cpu|use cpu"):
+        tiny(tmp_path, device="cuda" if not torch.cuda.is_available() else "tpu")
+    assert not (tmp_path / "a").exists()

@@ -40,6 +40,7 @@ from zoo_bench.store import MANIFEST, ZooWriter
 
 GENERATOR = "zoo_bench.generate"
 PLAN = "plan.json"
+WORKER_TAG = "zoo-bench-worker:"  # marks a worker's protocol lines among anything else it prints
 
 
 class GenerationError(ZooBenchError):
@@ -206,19 +207,23 @@ def _run_tasks(
         while sel.get_map():
             for key, _ in sel.select():
                 w = key.data
-                for line in w.read_lines():
-                    if line.startswith("epoch "):
-                        on_epoch(w.task.config.name, int(line.split()[1]))
-                    elif line.startswith("done ") and todo:
+                lines = w.read_lines()
+                if lines is None:
+                    raise GenerationError(
+                        f"a generation worker failed on group {w.task.group} of "
+                        f"{w.task.config.name}:\n{w.error_tail()}"
+                    )
+                for line in lines:
+                    words = line.split()
+                    if len(words) != 3 or words[0] != WORKER_TAG:
+                        continue
+                    if words[1] == "epoch":
+                        on_epoch(w.task.config.name, int(words[2]))
+                    elif todo:
                         w.send(todo.pop())
-                    elif line.startswith("done "):
+                    else:
                         w.proc.stdin.close()
                         sel.unregister(key.fileobj)
-                    else:
-                        raise GenerationError(
-                            f"a generation worker failed on group {w.task.group} of "
-                            f"{w.task.config.name}:\n{w.error_tail()}"
-                        )
     finally:
         for w in workers_:
             w.close()
@@ -241,11 +246,11 @@ class _Worker:
         self.proc.stdin.write(json.dumps(task_to_dict(task)).encode() + b"\n")
         self.proc.stdin.flush()
 
-    def read_lines(self) -> list[str]:
-        """Complete lines received so far; an empty read (the worker died) reads as ''."""
+    def read_lines(self) -> list[str] | None:
+        """Complete lines received so far; None once the worker has exited."""
         chunk = os.read(self.proc.stdout.fileno(), 65536)
         if not chunk:
-            return [""]
+            return None
         self.buffer += chunk
         *lines, self.buffer = self.buffer.split(b"\n")
         return [line.decode() for line in lines]
@@ -375,6 +380,7 @@ def generate_zoos(
     progress: bool = True,
 ) -> dict[str, Path]:
     """Generate every zoo not already complete, resuming unfinished ones; name -> folder."""
+    _check_device(device)
     if device != "cpu":
         workers = 1
     elif workers is None:
@@ -424,6 +430,17 @@ def generate_zoos(
             result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)
             shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise GenerationError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise GenerationError(f"--device {device}: torch sees no CUDA device; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise GenerationError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
 
 
 class _Progress:
