@@ -68,6 +68,7 @@ def test_generated_zoo_has_typed_hyperparameters_and_every_checkpoint(tmp_path):
     for col in ("test_accuracy", "train_accuracy", "test_loss", "train_loss"):
         assert t[col].notna().all()
     assert zoo.manifest["source"]["kind"] == "generated"
+    assert zoo.manifest["source"]["dataset_sha256"] == load_dataset("digits").sha256()
     assert not work_dir(zoo.path).exists()
 
 

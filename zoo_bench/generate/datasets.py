@@ -9,6 +9,7 @@ read from torchvision's on-disk formats under a data root, at their native 28x28
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 import random
 from collections.abc import Callable
@@ -46,6 +47,14 @@ class Dataset:
     def in_channels(self) -> int:
         return int(self.x_train.shape[1])
 
+    def sha256(self) -> str:
+        """Fingerprint of the split's content, recorded with every zoo trained on it."""
+        h = hashlib.sha256()
+        for a in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
 
 # --- built-in 16x16 tasks -------------------------------------------------------------------
 
@@ -76,11 +85,10 @@ def _mnist1d() -> Dataset:
     finally:
         np.random.set_state(state_np)
         random.setstate(state_py)
-    render = _render_signals
     return Dataset(
         "mnist1d",
-        render(d["x"]), np.asarray(d["y"], np.int64),
-        render(d["x_test"]), np.asarray(d["y_test"], np.int64),
+        _render_signals(d["x"]), np.asarray(d["y"], np.int64),
+        _render_signals(d["x_test"]), np.asarray(d["y_test"], np.int64),
     )
 
 

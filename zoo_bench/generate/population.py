@@ -271,7 +271,9 @@ class _Worker:
 # --- zoo state: complete, in progress, assembled -------------------------------------------
 
 
-def source_of(config: ZooConfig, preset: str | None, device: str) -> dict[str, Any]:
+def source_of(
+    config: ZooConfig, preset: str | None, device: str, data: DataSource
+) -> dict[str, Any]:
     """The manifest's `source` entry for a generated zoo."""
     return {
         "kind": "generated",
@@ -279,6 +281,7 @@ def source_of(config: ZooConfig, preset: str | None, device: str) -> dict[str, A
         "preset": preset,
         "config": config.to_dict(),
         "config_sha256": config.sha256(),
+        "dataset_sha256": load_dataset(config.dataset, data.root).sha256(),
         "device": device,
         "torch": torch.__version__,
     }
@@ -313,17 +316,22 @@ def _locked(work: Path) -> Iterator[None]:
         yield
 
 
-def _prepare(config: ZooConfig, work: Path, overwrite: bool) -> set[int]:
+def _prepare(config: ZooConfig, work: Path, overwrite: bool, data: DataSource) -> set[int]:
     """Check or write the plan; return the groups that already have a shard."""
     plan = work / PLAN
-    want = {"name": config.name, "config_sha256": config.sha256(), "config": config.to_dict()}
+    want = {
+        "name": config.name, "config_sha256": config.sha256(), "config": config.to_dict(),
+        "dataset_sha256": load_dataset(config.dataset, data.root).sha256(),
+    }
     if plan.exists():
         have = json.loads(plan.read_text())
-        if have.get("config_sha256") != want["config_sha256"]:
+        same = all(have.get(k) == want[k] for k in ("config_sha256", "dataset_sha256"))
+        if not same:
             if not overwrite:
                 raise GenerationError(
                     f"{work} holds an unfinished generation of {config.name} with another "
-                    f"configuration; delete that folder or pass overwrite (--overwrite) to restart"
+                    "configuration or dataset; delete that folder or pass overwrite "
+                    "(--overwrite) to restart"
                 )
             for p in work.iterdir():
                 if p.name != "lock":
@@ -413,7 +421,7 @@ def generate_zoos(
                 continue
             runs = zoo_runs(config, data)
             groups = plan_groups(config, runs)
-            have = _prepare(config, work, overwrite)
+            have = _prepare(config, work, overwrite, data)
             states.append((config, out, work, runs, groups))
             d = load_dataset(config.dataset, data.root)
             tasks += [
@@ -426,7 +434,7 @@ def generate_zoos(
         with bar or nullcontext():
             _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None))
         for config, out, work, runs, groups in states:
-            source = source_of(config, preset, device)
+            source = source_of(config, preset, device, data)
             result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)
             shutil.rmtree(work, ignore_errors=True)
     return result
