@@ -198,3 +198,13 @@ def test_a_device_torch_cannot_see_is_refused_before_any_work(tmp_path):
     with pytest.raises(GenerationError, match="use --device cpu|use cpu"):
         tiny(tmp_path, device="cuda" if not torch.cuda.is_available() else "tpu")
     assert not (tmp_path / "a").exists()
+
+
+def test_diverged_runs_are_kept_and_flagged(tmp_path):
+    space = {"optimizers": ["sgd"], "learning_rate": [1e8, 1e9], "train_fractions": [0.1]}
+    zoo = Zoo.open(tiny(tmp_path, overrides={"runs": 3, "space": space})["ci-digits-ctc"],
+                   verify=True)
+    final = zoo.table[zoo.table["epoch"] == 2]
+    assert len(final) == 3 and final["nonfinite"].all() and final["diverged"].all()
+    first = zoo.table[zoo.table["epoch"] == 0]
+    assert not first["nonfinite"].any() and not first["diverged"].any()
