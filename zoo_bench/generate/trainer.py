@@ -172,9 +172,10 @@ class Population:
 
     Inside the pass, convolution activations are (B, N * C, H, W) in channels-last memory
     (much faster for grouped convolutions and pooling on the CPU): network n owns channels
-    n*C..(n+1)*C, so one grouped convolution runs every network. The first layer is a matmul
-    over unfolded patches instead (one input channel makes convolution kernels slow). Dense
-    activations are (N, B, F) and dense layers one batched matmul.
+    n*C..(n+1)*C, so one grouped convolution runs every network. With images shared by every
+    network (evaluation) the first layer is one matmul of all filters over unfolded patches.
+    Dense activations are (N, B, F); dense layers, and convolutions whose kernel covers their
+    whole input, are one batched matmul.
     """
 
     def __init__(self, arch: Architecture, runs: Sequence[RunSpec], flat: torch.Tensor):
