@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from zoo_bench.atomic import write_text_atomic
 from zoo_bench.download import (
     LOCK_NAME,
     HashLock,
@@ -256,11 +257,8 @@ def remote_files(entry: CatalogEntry, root: Path, *, api: str | None = None,
             f"({entry.homepage or 'https://zenodo.org/records/' + str(entry.zenodo)}) elsewhere, "
             f"put them in {folder}/ and run again"
         ) from None
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = kept.with_name(f".{kept.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({"record": entry.zenodo, "licence": licence, "files": [
+    write_text_atomic(kept, json.dumps({"record": entry.zenodo, "licence": licence, "files": [
         {"name": f.name, "urls": list(f.urls), "size": f.size, "md5": f.md5} for f in files]}))
-    os.replace(tmp, kept)
     return _select(entry, files), licence or entry.licence, ""
 
 

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from zoo_bench.atomic import write_text_atomic
 from zoo_bench.errors import DownloadError
 
 console = Console(stderr=True, soft_wrap=True)
@@ -440,8 +440,4 @@ class HashLock:
         data = self.read()
         data[url] = {"sha256": sha256, "size": size, "zoo": zoo,
                      "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(data, indent=2, sort_keys=True))

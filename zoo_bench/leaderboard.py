@@ -21,8 +21,9 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
+from zoo_bench.atomic import write_text_atomic
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, write_text_atomic
+from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK
 from zoo_bench.stats import aggregate, paired_comparison
 from zoo_bench.suite import Suite, present_zoos
 from zoo_bench.tasks import get_task, zoo_info

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from zoo_bench.atomic import replace_atomic
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 
@@ -155,28 +154,8 @@ def predictions_path(results: Path, key: CellKey) -> Path:
     return Path(results) / PREDICTIONS / key.method / key.task / f"{key.digest}.parquet"
 
 
-def _replace_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Run `write` on a temporary file beside `path`, sync it, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    _replace_atomic(path, lambda f: pq.write_table(table, f))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a UTF-8 text file so readers see the old file or the whole new one, never a part."""
-    _replace_atomic(Path(path), lambda f: f.write(text.encode()))
+    replace_atomic(path, lambda f: pq.write_table(table, f))
 
 
 def _as_table(records: list[dict[str, Any]], schema: pa.Schema, what: str) -> pa.Table:

@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import random
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from zoo_bench.atomic import write_bytes_atomic
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.paths import home
 from zoo_bench.store import Zoo, sha256_file
@@ -332,19 +332,8 @@ def _json_bytes(obj: Any) -> bytes:
 
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Atomically write `data` unless the file already holds exactly it."""
-    if path.is_file() and path.read_bytes() == data:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if not (path.is_file() and path.read_bytes() == data):
+        write_bytes_atomic(path, data)
 
 
 def _folder(zoo: Zoo, tag: str, root: str | os.PathLike | None) -> Path:

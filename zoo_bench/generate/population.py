@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from zoo_bench.arch import Architecture
+from zoo_bench.atomic import replace_atomic, write_text_atomic
 from zoo_bench.errors import ZooBenchError, ZooFormatError
 from zoo_bench.generate.datasets import load_dataset
 from zoo_bench.generate.hyper import RunSpec, sample_runs
@@ -105,12 +106,6 @@ def _shard_paths(work: Path, group: int) -> tuple[Path, Path]:
     return stem.with_suffix(".npy"), stem.with_suffix(".json")
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def arch_macs(arch: Architecture) -> int:
     """Multiply-accumulates of one forward pass of one example."""
     total, (h, w) = 0, arch.input_shape[1:]
@@ -134,11 +129,6 @@ def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test:
     return examples * sum(arch_macs(r.arch) for r in runs)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, array)
-
-
 def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) -> int:
     """Train one group on one CPU thread and write its shard; returns the group index."""
     config = task.config
@@ -156,13 +146,13 @@ def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) ->
     finally:
         torch.set_num_threads(threads)
     npy, meta = _shard_paths(task.work, task.group)
-    _write_atomic(npy, lambda p: _save_npy(p, result.flats))
+    replace_atomic(npy, lambda f: np.save(f, result.flats))
     body = {
         "group": task.group,
         "runs": list(task.run_indices),
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
     }
-    _write_atomic(meta, lambda p: p.write_text(json.dumps(body)))
+    write_text_atomic(meta, json.dumps(body))
     return task.group
 
 
@@ -336,7 +326,7 @@ def _prepare(config: ZooConfig, work: Path, overwrite: bool, data: DataSource) -
             for p in work.iterdir():
                 if p.name != "lock":
                     p.unlink()
-    _write_atomic(plan, lambda p: p.write_text(json.dumps(want, indent=2)))
+    write_text_atomic(plan, json.dumps(want, indent=2))
     return {
         int(p.stem.split("-")[1]) for p in work.glob("group-*.json")
         if _shard_paths(work, int(p.stem.split("-")[1]))[0].exists()
