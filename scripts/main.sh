@@ -1,9 +1,31 @@
 #!/usr/bin/env bash
-# The main job: install, then run every method on every task of the default suite
-# (zoos are generated offline when absent) and render the leaderboard into results/.
+# The main job: install, then run every method on every task of the default suite (zoos are
+# generated offline when absent) and render the leaderboard into results/.
+#
+# The methods run in parallel lanes, one CPU thread each, so every core of a small machine
+# works: by default SNE in one lane and the three baselines in the other (they take about as
+# long). LANES="sne statnn,deepsets,mlp" is that split; LANES=all runs everything in one process.
+# Every cell is stored as it finishes, so rerunning after Ctrl-C or a crash finishes the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
 SUITE=${SUITE:-default}
-.venv/bin/zoo-bench run --suite "$SUITE" --method all --task all --results results
-.venv/bin/zoo-bench leaderboard --suite "$SUITE" --results results --out results
+RESULTS=${RESULTS:-results}
+LANES=${LANES:-"sne statnn,deepsets,mlp"}
+ZB=.venv/bin/zoo-bench
+
+pids=()
+quiet=()  # the first lane draws the progress bars; the others print their summary at the end
+trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
+for methods in $LANES; do
+    OMP_NUM_THREADS=1 "$ZB" run --suite "$SUITE" --method "$methods" --task all \
+        --results "$RESULTS" "${quiet[@]}" &
+    pids+=($!)
+    quiet=(--quiet)
+done
+status=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || status=$?
+done
+[ "$status" -eq 0 ] || { echo "a lane failed (exit $status); rerun to finish the missing cells" >&2; exit "$status"; }
+"$ZB" leaderboard --suite "$SUITE" --results "$RESULTS" --out "$RESULTS"
