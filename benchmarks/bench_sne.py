@@ -8,7 +8,8 @@
    every chunk (with and without per-group checkpointing) and with `train_chunks` per layer.
 2. Throughput: ctc(size=16) networks encoded per second (inference, batch 256), and seconds per
    training epoch on a zoo of 1,000 random-weight ctc networks (with and without Logit
-   Invariance; the epoch includes the validation pass over 100 networks).
+   Invariance; the epoch includes the validation pass over 100 networks), and on the default
+   suite's zoo `--zoo` (standard split, seed 0) when it is in the cache.
 3. Achieved FLOP/s of inference (matmul/attention FLOPs counted by FlopCounterMode) as a share
    of what torch.matmul reaches on this machine in the same run.
 4. Speed-up over the naive per-network, per-layer loop (sne/naive.py), same model and weights;
@@ -134,26 +135,40 @@ def random_zoo(path: Path, n: int, seed: int):
     return Zoo.open(path)
 
 
-def epoch_seconds(n_train: int, lam: float) -> tuple[float, float]:
+def epoch_seconds(train, val, lam: float, **hparams) -> tuple[float, float]:
     """(seconds of one fit epoch incl. validation, seconds of the validation pass alone)."""
     from sne.predictor import SNEPredictor
     from zoo_bench.predictor import Budget, FitContext
 
-    with tempfile.TemporaryDirectory() as tmp:
-        train = random_zoo(Path(tmp) / "train", n_train, 0)
-        val = random_zoo(Path(tmp) / "val", 100, 1)
-        p = SNEPredictor(logit_invariance=lam)
-        p.fit(train, val, "test_accuracy", FitContext(seed=0, device="cpu",
-                                                      budget=Budget(max_epochs=1)))
-        t = time.perf_counter()
-        p.predict(val)
-        return p.train_result.seconds, time.perf_counter() - t
+    p = SNEPredictor(logit_invariance=lam, **hparams)
+    p.fit(train, val, "test_accuracy", FitContext(seed=0, device="cpu",
+                                                  budget=Budget(max_epochs=1)))
+    t = time.perf_counter()
+    p.predict(val)
+    return p.train_result.seconds, time.perf_counter() - t
+
+
+def default_zoo_split(name: str):
+    """(train, val, SNE budget hyperparameters) of the default suite's standard split of `name`,
+    or None when that zoo is not in the cache."""
+    from zoo_bench.suite import load_suite, present_zoos
+    from zoo_bench.tasks import get_task
+
+    suite = load_suite("default")
+    zoos = present_zoos(suite)
+    if name not in zoos:
+        return None
+    cell = get_task("standard").cells({name: zoos[name]}, 0)[0]
+    budget = {k: v for k, v in suite.budget("sne").items() if k in ("batch_size", "lr")}
+    return cell.train, cell.val, budget
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, smaller zoo")
+    ap.add_argument("--zoo", default="default-digits-ctc",
+                    help="default-suite zoo for the training-epoch figure (if cached)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -201,10 +216,25 @@ def main() -> None:
     n_train = 300 if args.quick else 1000
     from sne.predictor import SNEPredictor
 
-    for lam in (SNEPredictor.defaults["logit_invariance"], 0.0):
-        total, val = epoch_seconds(n_train, lam)
-        print(f"   training epoch on {n_train} networks, logit_invariance={lam}: {total:.1f} s "
-              f"(of which validation on 100 networks {val:.1f} s)")
+    lams = (SNEPredictor.defaults["logit_invariance"], 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        train = random_zoo(Path(tmp) / "train", n_train, 0)
+        val = random_zoo(Path(tmp) / "val", 100, 1)
+        for lam in lams:
+            total, v = epoch_seconds(train, val, lam)
+            print(f"   training epoch on {n_train} random ctc networks, logit_invariance={lam}: "
+                  f"{total:.1f} s (of which validation on 100 networks {v:.1f} s)")
+    split = default_zoo_split(args.zoo)
+    if split is None:
+        print(f"   (zoo {args.zoo} is not in the cache: `zoo-bench zoo generate --preset default`"
+              " adds the default-zoo epoch)")
+    else:
+        train, val, hp = split
+        for lam in lams:
+            total, v = epoch_seconds(train, val, lam, **hp)
+            print(f"   training epoch on {args.zoo} (standard split, {len(train)} train / "
+                  f"{len(val)} val networks, default-suite budget {hp}), logit_invariance={lam}: "
+                  f"{total:.1f} s (of which validation {v:.1f} s)")
 
     print("\n3. Achieved FLOP/s (inference, batch 256)")
     print(f"   model FLOPs per network {flops / 256 / 1e6:.1f} M (FlopCounterMode: matmuls and "

@@ -1,10 +1,10 @@
 """Logit Invariance's effect, measured: SNE's invariance error with and without it.
 
     .venv/bin/python benchmarks/sne_invariance.py [--suite default] [--zoo NAME ...]
-        [--seeds 0,1] [--samples 8]
+        [--seeds 0,1] [--samples 8] [--lambdas 0.1,0]
 
 For each zoo and seed, SNE is fitted twice on the standard task's training split with the
-suite's SNE budget: with Logit Invariance (the default lambda) and without it (lambda = 0).
+suite's SNE budget, once per Logit Invariance weight lambda (default: SNE's 0.1, and 0 = off).
 On the test networks it reports the invariance error, mean |f(w) - f(g.w)| over the networks
 and `--samples` transformations g drawn from each network's symmetry group (accuracy units),
 next to that error relative to the spread (std) of the predictions, and the test Kendall's tau.
@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--zoo", action="append", help="zoo(s) of the suite (default: all)")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--lambdas", default=f"{SNEPredictor.defaults['logit_invariance']},0",
+                    help="Logit Invariance weights to compare, comma separated")
     args = ap.parse_args()
     torch.set_num_threads(1)
     suite = load_suite(args.suite)
@@ -63,12 +65,12 @@ def main() -> None:
     budget_table = dict(suite.budget("sne"))
     table = Table(title=f"SNE invariance error on test networks ({args.samples} g each)")
     for col in ("zoo", "seed", "lambda", "inv. error", "error / pred. std", "test tau"):
-        table.add_column(col, justify="left" if col == "zoo" else "right")
+        table.add_column(col, justify="left" if col == "zoo" else "right", no_wrap=True)
     rows: dict[float, list[tuple[float, float]]] = {}
     for name in names:
         for seed in (int(s) for s in args.seeds.split(",")):
             cell = get_task("standard").cells({name: zoos[name]}, seed)[0]
-            for lam in (SNEPredictor.defaults["logit_invariance"], 0.0):
+            for lam in (float(x) for x in args.lambdas.split(",")):
                 p, budget = make_predictor("sne", {**budget_table, "logit_invariance": lam})
                 p.fit(cell.train, cell.val, cell.property,
                       FitContext(seed=seed, device="cpu", budget=budget, progress=False))
@@ -77,12 +79,12 @@ def main() -> None:
                 rel = float(err.mean() / max(pred.std(), 1e-12))
                 tau = kendall_tau(cell.test.targets(cell.property), pred)
                 rows.setdefault(lam, []).append((float(err.mean()), rel))
-                table.add_row(name, str(seed), f"{lam:g}", f"{err.mean():.5f}", f"{rel:.4f}",
+                table.add_row(name, str(seed), f"{lam:g}", f"{err.mean():.3g}", f"{rel:.3g}",
                               f"{tau:.3f}")
     for lam, vals in rows.items():
         e, r = np.mean(vals, axis=0)
-        table.add_row("[bold]mean", "", f"{lam:g}", f"{e:.5f}", f"{r:.4f}", "")
-    Console().print(table)
+        table.add_row("[bold]mean", "", f"{lam:g}", f"{e:.3g}", f"{r:.3g}", "")
+    Console(width=120).print(table)
 
 
 if __name__ == "__main__":
