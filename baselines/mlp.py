@@ -73,7 +73,8 @@ class FlatMLP(TorchPredictor):
     def optimizer(self, model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         """AdamW with the first (input) layer's learning rate scaled by `input_lr_scale`."""
         first = list(model[0].parameters())
-        rest = [p for p in model.parameters() if all(p is not q for q in first)]
+        first_ids = {id(q) for q in first}
+        rest = [p for p in model.parameters() if id(p) not in first_ids]
         return torch.optim.AdamW(
             [{"params": first, "lr": config.lr * float(self._hparams["input_lr_scale"])},
              {"params": rest}],

@@ -119,6 +119,20 @@ class Architecture:
     def n_outputs(self) -> int:
         return self.layers[-1].fan_out
 
+    def conv_shapes(self) -> list[tuple[int, int, int]]:
+        """Output (C, H, W) of each leading conv layer, before its pooling, for one example."""
+        shapes, (h, w) = [], self.input_shape[1:]
+        for la in self.layers:
+            if la.kind != "conv2d":
+                break
+            kh, kw = la.weight_shape[2:]
+            h = (h + 2 * la.padding - kh) // la.stride + 1
+            w = (w + 2 * la.padding - kw) // la.stride + 1
+            shapes.append((la.fan_out, h, w))
+            if la.pool == "max2":
+                h, w = h // 2, w // 2
+        return shapes
+
     def offsets(self) -> list[tuple[int, int, int]]:
         """(weight start, bias start, end) of each layer inside the flat vector."""
         out, pos = [], 0

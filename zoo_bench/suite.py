@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo_bench.errors import RegistryError, ZooBenchError, ZooFormatError
+from zoo_bench.generate.presets import zoo_name
 from zoo_bench.paths import zoo_path
 from zoo_bench.splits import EPOCHS
 from zoo_bench.store import PROPERTIES, Zoo
@@ -71,7 +72,7 @@ class Suite:
         if not self.preset or self.generate is None:
             return {}
         return {
-            f"{self.preset}-{d}-{f}": ZooInfo(d, f)
+            zoo_name(self.preset, d, f): ZooInfo(d, f)
             for d in self.generate.get("datasets", [])
             for f in self.generate.get("families", [])
         }

@@ -30,7 +30,7 @@ from zoo_bench.store import Zoo
 
 __all__ = [
     "Batch", "Budget", "FitContext", "Standardizer", "TorchPredictor", "TrainConfig",
-    "TrainResult", "minibatches", "predict_model", "resolve_device", "seed_everything",
+    "TrainResult", "adamw", "minibatches", "predict_model", "resolve_device", "seed_everything",
     "train_model", "usable_positions",
 ]
 
@@ -188,6 +188,11 @@ def _val_score(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return (kendall_tau(y, pred), -float(np.mean((y - pred) ** 2)))
 
 
+def adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over every parameter of `model` with the config's learning rate and weight decay."""
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
 def train_model(
     model: nn.Module,
     forward: Forward,
@@ -225,9 +230,7 @@ def train_model(
     y_val = scaler.transform(val.targets(target, va)).double().numpy()
     budget: Budget = ctx.budget
     max_epochs = budget.max_epochs or config.max_epochs
-    opt = optimizer or torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
+    opt = optimizer or adamw(model, config)
     best = ((-math.inf, -math.inf), 0, copy.deepcopy(model.state_dict()))
     history: list[dict[str, float]] = []
     stopped_by, start, since_best = "max_epochs", time.perf_counter(), 0
@@ -318,8 +321,8 @@ class TorchPredictor(Predictor):
         return None
 
     def optimizer(self, model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-        """The optimiser of `model`: AdamW with the configured learning rate and weight decay."""
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        """The optimiser of `model` (default: `adamw`); override for e.g. per-layer rates."""
+        return adamw(model, config)
 
     def train_config(self) -> TrainConfig:
         """The `TrainConfig` taken from this predictor's hyperparameters."""

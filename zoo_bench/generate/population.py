@@ -108,18 +108,11 @@ def _shard_paths(work: Path, group: int) -> tuple[Path, Path]:
 
 def arch_macs(arch: Architecture) -> int:
     """Multiply-accumulates of one forward pass of one example."""
-    total, (h, w) = 0, arch.input_shape[1:]
-    for la in arch.layers:
-        if la.kind == "conv2d":
-            kh, kw = la.weight_shape[2:]
-            h = (h + 2 * la.padding - kh) // la.stride + 1
-            w = (w + 2 * la.padding - kw) // la.stride + 1
-            total += h * w * math.prod(la.weight_shape)
-            if la.pool == "max2":
-                h, w = h // 2, w // 2
-        else:
-            total += math.prod(la.weight_shape)
-    return total
+    convs = arch.conv_shapes()
+    per_layer = [math.prod(la.weight_shape) for la in arch.layers]
+    return sum(n * h * w for n, (_, h, w) in zip(per_layer, convs, strict=False)) + sum(
+        per_layer[len(convs):]
+    )
 
 
 def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test: int) -> float:

@@ -77,6 +77,11 @@ class ZooConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
+def zoo_name(preset: str, dataset: str, family: str) -> str:
+    """The name of a generated zoo: ``<preset>-<dataset>-<family>``."""
+    return f"{preset}-{dataset}-{family}"
+
+
 def _presets() -> tuple[str, dict[str, Any]]:
     from zoo_bench.suite import read_benchmark_toml
 
@@ -112,7 +117,7 @@ def _preset_table(preset: str) -> dict[str, Any]:
 def preset_zoo_names(preset: str) -> list[str]:
     """Names of the zoos a preset makes: ``<preset>-<dataset>-<family>`` for every pair."""
     table = _preset_table(preset)
-    return [f"{preset}-{d}-{f}" for d in table["datasets"] for f in table["families"]]
+    return [zoo_name(preset, d, f) for d in table["datasets"] for f in table["families"]]
 
 
 def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None) -> list[ZooConfig]:
@@ -132,9 +137,9 @@ def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None) -> l
     checkpoints = tuple(sorted(listed | {0, epochs}))
     return [
         ZooConfig(
-            name=f"{preset}-{d}-{f}", dataset=d, family=f, runs=int(table["runs"]), epochs=epochs,
-            checkpoints=checkpoints, batch_size=int(table["batch_size"]), seed=int(table["seed"]),
-            group_size=int(table["group_size"]), space=space,
+            name=zoo_name(preset, d, f), dataset=d, family=f, runs=int(table["runs"]),
+            epochs=epochs, checkpoints=checkpoints, batch_size=int(table["batch_size"]),
+            seed=int(table["seed"]), group_size=int(table["group_size"]), space=space,
         )
         for d in table["datasets"]
         for f in table["families"]

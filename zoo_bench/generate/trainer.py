@@ -201,7 +201,7 @@ class Population:
                 scale = (32768 / (32768 - steps.double())).float().to(flat.device)
             self.segments.append(_Segment(start, i, key[0], threshold, scale))
             start = i
-        self.shapes = self._out_shapes()
+        self.shapes = arch.conv_shapes()
         self.dense_convs = {
             i for i, la in enumerate(arch.layers)
             if i > 0 and la.kind == "conv2d" and la.padding == 0 and self.shapes[i][1:] == (1, 1)
@@ -209,21 +209,6 @@ class Population:
             and (la.pool is not None or i == len(arch.layers) - 1)
         }
         self._mask_consts: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _out_shapes(self) -> list[tuple[int, ...]]:
-        """Each conv layer's output (C, H, W) before pooling."""
-        shapes, (c, h, w) = [], self.arch.input_shape
-        for la in self.arch.layers:
-            if la.kind != "conv2d":
-                break
-            kh, kw = la.weight_shape[2:]
-            h = (h + 2 * la.padding - kh) // la.stride + 1
-            w = (w + 2 * la.padding - kw) // la.stride + 1
-            c = la.fan_out
-            shapes.append((c, h, w))
-            if la.pool == "max2":
-                h, w = h // 2, w // 2
-        return shapes
 
     def _in_hw(self, i: int) -> tuple[int, int]:
         """Spatial size of conv layer i's input."""
