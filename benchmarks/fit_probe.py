@@ -1,0 +1,66 @@
+"""Fit one method on one zoo's standard split and report validation only: for choosing budgets.
+
+    .venv/bin/python benchmarks/fit_probe.py ZOO [--method sne] [--suite default] [--seed 0]
+        [--set max_steps=2500 --set batch_size=32 ...]
+
+Starts from the suite's budget for the method, applies `--set` overrides, fits on the training
+part and prints fit seconds, epochs run, the selected epoch and its validation Kendall's tau.
+The test split is never scored, so settings picked with this are not tuned on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+
+import torch
+
+from zoo_bench.predictor import FitContext
+from zoo_bench.runner import make_predictor
+from zoo_bench.suite import load_suite, present_zoos
+from zoo_bench.tasks import get_task
+
+
+def parse_set(items: list[str]) -> dict:
+    """`key=value` pairs; values read as Python literals where they parse (numbers, bools)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("zoo")
+    ap.add_argument("--method", default="sne")
+    ap.add_argument("--suite", default="default")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    suite = load_suite(args.suite)
+    zoos = present_zoos(suite)
+    if args.zoo not in zoos:
+        raise SystemExit(f"zoo {args.zoo} is not in the cache; generate the suite's zoos first")
+    cell = get_task("standard").cells({args.zoo: zoos[args.zoo]}, args.seed)[0]
+    extra = parse_set(args.set)
+    predictor, budget = make_predictor(args.method, {**suite.budget(args.method), **extra})
+    start = time.perf_counter()
+    predictor.fit(cell.train, cell.val, cell.property,
+                  FitContext(seed=args.seed, device="cpu", budget=budget, progress=False))
+    seconds = time.perf_counter() - start
+    r = getattr(predictor, "train_result", None)
+    trained = f", {r.epochs} epochs, best epoch {r.best_epoch}, val tau {r.best_val_tau:.3f}"
+    label = f"{args.method} on {args.zoo} seed {args.seed}" + (f" {extra}" if extra else "")
+    print(f"{label}: fit {seconds:.1f} s, "
+          f"{len(cell.train)} train / {len(cell.val)} val networks" + (trained if r else ""))
+
+
+if __name__ == "__main__":
+    main()
