@@ -38,13 +38,54 @@ def make_zoo(tmp_path):
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session", autouse=True)
 def one_thread():
-    """Run a test's torch work on one intra-op thread (restored after): for tiny tensors extra
-    threads only add synchronisation, which costs seconds on a busy shared machine."""
+    """Every test runs its torch work on one intra-op thread. Float sums change with the thread
+    count, so a fit compared bit for bit with another must run on the same count: pinning it for
+    the whole session makes that hold for every comparison, whatever the machine's core count.
+    (For these tiny tensors extra threads only add synchronisation on a busy machine.)"""
     import torch
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ci_zoos(tmp_path_factory) -> dict[str, Zoo]:
+    """The ci preset's digits and mnist1d zoos (ctc and cnn_small), generated once per session
+    and shared by every test that needs a real trained zoo."""
+    from zoo_bench.generate import generate_preset
+
+    root = tmp_path_factory.mktemp("ci_zoos")
+    paths = generate_preset("ci", out_dir=root, only=["digits", "mnist1d"], progress=False)
+    return {name: Zoo.open(path) for name, path in paths.items()}
+
+
+def _weight_statistic(zoo: Zoo, name: str) -> np.ndarray:
+    """One number per network: the mean |w| or the L2 norm of all its weights."""
+    flats = zoo.flat_batch(np.arange(len(zoo)))  # (N, P); one architecture per zoo here
+    return np.abs(flats).mean(1) if name == "mean_abs" else np.linalg.norm(flats, axis=1)
+
+
+@pytest.fixture(scope="session")
+def trivial_tau():
+    """Mean test tau over `cells` of the better of two predictors with no parameters (mean |w|
+    and L2 norm of a network's weights), each with its sign chosen on the cell's training split:
+    the bar a learned method must clear on the same cells."""
+    from zoo_bench.evaluator import kendall_tau
+
+    def score(cells, prop: str = "test_accuracy") -> float:
+        best = -1.0
+        for name in ("mean_abs", "l2"):
+            taus = []
+            for cell in cells:
+                sign = np.sign(kendall_tau(cell.train.targets(prop),
+                                           _weight_statistic(cell.train, name))) or 1.0
+                taus.append(kendall_tau(cell.test.targets(prop),
+                                        sign * _weight_statistic(cell.test, name)))
+            best = max(best, float(np.mean(taus)))
+        return best
+
+    return score

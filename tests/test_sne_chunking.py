@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from sne.chunking import build_chunks, layout, plan_groups, subsample
@@ -15,7 +14,6 @@ TINY = Architecture(
     (2,),
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_a_layer_is_read_neuron_major_and_padded_to_the_chunk_size():

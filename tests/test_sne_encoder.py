@@ -22,7 +22,6 @@ CONFIGS = {
     "chunk-7": {"chunk_size": 7},
 }
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def model(seed: int = 0, **config) -> SNEEncoder:

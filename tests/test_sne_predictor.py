@@ -13,8 +13,6 @@ from zoo_bench.families import cnn_s, ctc
 from zoo_bench.predictor import FitContext, PredictorError, get_predictor
 from zoo_bench.training import Batch
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 FAST = {"max_epochs": 2, "batch_size": 8}
 CPU = FitContext(seed=3, device="cpu")
 
@@ -90,12 +88,8 @@ def test_every_switch_is_a_hyperparameter_and_shapes_the_model():
 
 
 @pytest.fixture(scope="module")
-def ci_digits_ctc(tmp_path_factory) -> Zoo:
-    from zoo_bench.generate import generate_preset
-
-    out = tmp_path_factory.mktemp("ci")
-    path = generate_preset("ci", out_dir=out, only=["ci-digits-ctc"], progress=False)
-    return Zoo.open(path["ci-digits-ctc"])
+def ci_digits_ctc(ci_zoos) -> Zoo:
+    return ci_zoos["ci-digits-ctc"]
 
 
 @pytest.mark.slow

@@ -16,8 +16,6 @@ from zoo_bench import Zoo, ZooWriter
 from zoo_bench.arch import ZooNetwork
 from zoo_bench.families import cnn_s, cnn_small, ctc
 
-pytestmark = pytest.mark.usefixtures("one_thread")
-
 
 @pytest.fixture
 def arch_zoo(tmp_path):
