@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -180,12 +181,19 @@ def test_html_is_self_contained_with_figures(results, tmp_path):
     assert f"{lb.entry('a', 'cross').mean:.3f}" in page
 
 
-@pytest.mark.skipif(
-    not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
-    reason="Chromium is not installed (apt-get install -y chromium); the page is still checked "
-    "as text by test_html_is_self_contained_with_figures",
-)
-def test_chromium_renders_the_page_and_a_blank_page_fails(results, tmp_path):
+@pytest.fixture
+def chromium() -> None:
+    """Skip where no Chromium is installed, except in CI (CI=true), where .ci/run installs it
+    first: there a missing browser is a failure, so the render is checked on every CI run."""
+    if any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail("CI=true but no Chromium: .ci/run installs it (apt-get install chromium)")
+    pytest.skip("Chromium is not installed (apt-get install -y chromium); the page is still "
+                "checked as text by test_html_is_self_contained_with_figures")
+
+
+def test_chromium_renders_the_page_and_a_blank_page_fails(chromium, results, tmp_path):
     lb = build_leaderboard(read_cells(results), expected())
     html = write_outputs(lb, tmp_path / "out")["html"]
     ok = subprocess.run([sys.executable, SCREENSHOT, html, "--png", tmp_path / "a.png"],
