@@ -21,11 +21,11 @@ from zoo_bench.leaderboard import (
     INCOMPLETE,
     NOT_APPLICABLE,
     NOT_SIGNIFICANT,
+    PARTIAL,
     Expected,
     build_leaderboard,
-    expected_for_suite,
+    expected_from_rows,
     to_markdown,
-    write_outputs,
 )
 from zoo_bench.provenance import now
 from zoo_bench.results import (
@@ -36,7 +36,9 @@ from zoo_bench.results import (
     read_cells,
     write_cell,
 )
-from zoo_bench.suite import load_suite
+from zoo_bench.report_html import write_outputs
+from zoo_bench.spec import load_spec
+from zoo_bench.suite import expected_for_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "scripts" / "screenshot_leaderboard.py"
@@ -139,7 +141,7 @@ def test_ranks_and_the_not_significant_mark(results):
 
 def test_expected_cells_can_be_inferred_from_the_rows(results):
     rows = read_cells(results)
-    exp = Expected.from_rows(rows)
+    exp = expected_from_rows(rows)
     assert exp.inferred and exp.seeds == SEEDS and set(exp.tasks) == set(PAIRS)
     assert exp.pairs["cross"] == frozenset(PAIRS["cross"])
     lb = build_leaderboard(rows, exp)
@@ -153,8 +155,8 @@ def test_several_properties_need_a_choice(results, tmp_path):
                                 status=STATUS_OK, kendall_tau=0.1, timestamp=now()))
     rows = read_cells(results)
     with pytest.raises(ZooBenchError, match="--property"):
-        Expected.from_rows(rows)
-    assert Expected.from_rows(rows, property="test_loss").tasks == ("standard",)
+        expected_from_rows(rows)
+    assert expected_from_rows(rows, property="test_loss").tasks == ("standard",)
 
 
 def test_markdown_shows_every_entry(results):
@@ -207,6 +209,7 @@ datasets = ["a", "b"]
 families = ["f", "g"]
 runs = 4
 epochs = 1
+checkpoints = [0, 1]
 
 [suites.tiny]
 zoos = "generate:tiny"
@@ -225,7 +228,7 @@ seeds = [0]
 def test_a_generated_suite_expects_its_tasks_pairs_without_any_zoo(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
     (tmp_path / "benchmark.toml").write_text(SUITES_TOML)
-    suite = load_suite("tiny", tmp_path / "benchmark.toml")
+    suite = load_spec("tiny", tmp_path / "benchmark.toml")
     exp = expected_for_suite(suite, read_cells(tmp_path))
     assert not exp.inferred and exp.suite == "tiny"
     assert {t: exp.n_cells(t) for t in exp.tasks} == {
@@ -240,6 +243,6 @@ def test_a_catalog_suite_without_its_zoos_takes_their_pairs_from_the_rows(tmp_pa
     for zoo in ("zoo-x", "zoo-elsewhere"):
         write_cell(tmp_path, new_row(CellKey("a", "standard", zoo, zoo, 0, "test_accuracy"),
                                      status=STATUS_OK, kendall_tau=0.5, timestamp=now()))
-    suite = load_suite("listed", tmp_path / "benchmark.toml")
+    suite = load_spec("listed", tmp_path / "benchmark.toml")
     exp = expected_for_suite(suite, read_cells(tmp_path))
     assert exp.inferred and exp.pairs["standard"] == {("zoo-x", "zoo-x")}

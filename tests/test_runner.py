@@ -209,7 +209,7 @@ def test_a_killed_run_resumes_with_only_the_missing_cells(zoos, tmp_path):
     assert stored["run_id"].nunique() == 1
 
     jobs = jobs_for(zoos)
-    report = run(jobs, results)
+    report = run(jobs, results, budgets={"fake-mean": {"sleep": 0.4}})  # the child's budget
     assert {k.digest for k in report.skipped} == first_run
     assert {k.digest for k in report.computed} == {j.key.digest for j in jobs} - first_run
     rows = read_cells(results)
