@@ -21,13 +21,13 @@ from zoo_bench.leaderboard import (
     INCOMPLETE,
     NOT_APPLICABLE,
     NOT_SIGNIFICANT,
-    PARTIAL,
     Expected,
     build_leaderboard,
     expected_from_rows,
     to_markdown,
 )
 from zoo_bench.provenance import now
+from zoo_bench.report_html import write_outputs
 from zoo_bench.results import (
     STATUS_NOT_APPLICABLE,
     STATUS_OK,
@@ -36,7 +36,6 @@ from zoo_bench.results import (
     read_cells,
     write_cell,
 )
-from zoo_bench.report_html import write_outputs
 from zoo_bench.spec import load_spec
 from zoo_bench.suite import expected_for_suite
 
