@@ -336,7 +336,8 @@ def notes(lb: Leaderboard) -> list[str]:
 
 def rich_table(lb: Leaderboard) -> Table:
     """The leaderboard as a rich table for the terminal."""
-    table = Table(title=title(lb), caption=" ".join(notes(lb)[:2]), caption_justify="left")
+    table = Table(title=escape(title(lb)), caption=escape(" ".join(notes(lb)[:2])),
+                  caption_justify="left")
     header = lb.board_header()
     table.add_column(header[0], style="bold")
     for name in header[1:]:

@@ -67,12 +67,26 @@ def load_suite(name: str | None, path: str | os.PathLike | None = None) -> Suite
     except RegistryError as e:
         raise SuiteError(f"{where}: {e}") from None
     for method, table in suite.budgets.items():
-        targets = suite.methods if method == DEFAULT_BUDGET else (method,)
-        for m in targets:
-            if method == DEFAULT_BUDGET and m in suite.budgets:
-                continue
-            check_budget(m, table, f"{where} budgets.{method}")
+        if method == DEFAULT_BUDGET:
+            _check_default_budget(table, f"{where} budgets.{method}")
+            for m in suite.methods:
+                if m not in suite.budgets:
+                    check_budget(m, table, f"{where} budgets.{method}")
+        else:
+            check_budget(method, table, f"{where} budgets.{method}")
     return suite
+
+
+def _check_default_budget(table: Mapping[str, Any], where: str) -> None:
+    """`[budgets.default]` applies to methods not known yet: each key must be a budget limit or
+    a hyperparameter some registered method declares (the method run is checked again)."""
+    known = {*BUDGET_LIMITS, *(k for cls in PREDICTORS.available().values() for k in cls.defaults)}
+    for key in table:
+        if key not in known:
+            raise SuiteError(
+                f"{where}: no registered method has a hyperparameter or budget key {key!r}"
+                f"{did_you_mean(key, sorted(known))} Budget keys: {', '.join(BUDGET_LIMITS)}"
+            )
 
 
 def budget_keys(method: str) -> tuple[dict[str, Any], tuple[str, ...]]:

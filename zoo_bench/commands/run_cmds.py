@@ -140,9 +140,11 @@ def _default_suite(name: str | None, suite_file: Path | None) -> str | None:
 def _check_method(method: str, suite: Any, overrides: dict[str, Any]) -> None:
     """The method's predictor builds with its budget and overrides (before any work)."""
     from zoo_bench.runner import make_predictor
-    from zoo_bench.suite import method_budget
+    from zoo_bench.suite import check_budget, method_budget
 
-    make_predictor(method, method_budget(suite, method, overrides))
+    budget = method_budget(suite, method, overrides)
+    check_budget(method, budget, f"the budget of {method} on suite {suite.name}")
+    make_predictor(method, budget)
 
 
 @click.command()
