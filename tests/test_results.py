@@ -12,8 +12,8 @@ from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.provenance import now
 from zoo_bench.results import (
-    STATUS_NOT_APPLICABLE,
     SCHEMA_VERSION,
+    STATUS_NOT_APPLICABLE,
     STATUS_OK,
     CellKey,
     cell_path,
