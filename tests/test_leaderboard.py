@@ -21,6 +21,7 @@ from zoo_bench.leaderboard import (
     INCOMPLETE,
     NOT_APPLICABLE,
     NOT_SIGNIFICANT,
+    PARTIAL,
     Expected,
     build_leaderboard,
     expected_from_rows,
@@ -245,3 +246,82 @@ def test_a_catalog_suite_without_its_zoos_takes_their_pairs_from_the_rows(tmp_pa
     suite = load_spec("listed", tmp_path / "benchmark.toml")
     exp = expected_for_suite(suite, read_cells(tmp_path))
     assert exp.inferred and exp.pairs["standard"] == {("zoo-x", "zoo-x")}
+
+
+# --- every method with rows, partial entries, variants, zoo versions ---------------------------
+
+
+def store_row(results: Path, method: str, task: str, source: str, target: str, seed: int,
+              status: str = STATUS_OK, tau: float | None = 0.5, variant: str = "",
+              source_sha: str = "s1", target_sha: str = "s1", stamp=None) -> None:
+    key = CellKey(method, task, source, target, seed, "test_accuracy", variant)
+    write_cell(results, new_row(key, status=status,
+                                kendall_tau=tau if status == STATUS_OK else None,
+                                timestamp=stamp or now(), source_sha256=source_sha,
+                                target_sha256=target_sha))
+
+
+def test_every_method_with_rows_is_shown_with_its_seeds(results):
+    lb = build_leaderboard(read_cells(results), expected(methods=("a",), seeds=SEEDS))
+    assert lb.methods == ("a", "b", "b2", "c", "d")  # not listed by the suite, still shown
+    assert lb.seeds_text("c") == "0, 1, 2, 3, 4"
+    assert lb.entry("b", "cross").state == COMPLETE
+    one_seed = build_leaderboard(read_cells(results), expected(methods=("a", "zz"), seeds=(0,)))
+    assert one_seed.entry("c", "cross").state == COMPLETE  # seed 3's missing cell not expected
+    assert one_seed.seeds_text("zz") == "none" and one_seed.entry("zz", "cross").n_ok == 0
+    assert "| zz | incomplete (0/2) | incomplete (0/3) | none |" in to_markdown(one_seed)
+
+
+def test_a_mean_over_applicable_cells_only_is_partial_and_ranked_apart(tmp_path):
+    pairs = {"cross": [("z1", "z2"), ("z2", "z1")]}
+    for seed in (0, 1):
+        for method, base in (("full", 0.3), ("half", 0.9)):
+            for source, target in pairs["cross"]:
+                na = method == "half" and source == "z2"
+                store_row(tmp_path, method, "cross", source, target, seed,
+                          STATUS_NOT_APPLICABLE if na else STATUS_OK, base + 0.01 * seed)
+    exp = Expected("test_accuracy", ("full", "half"), ("cross",), (0, 1),
+                   {"cross": frozenset(pairs["cross"])})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    half, full = lb.entry("half", "cross"), lb.entry("full", "cross")
+    assert half.state == PARTIAL and (half.n_ok, half.n_expected) == (2, 4)
+    assert half.mean == pytest.approx(0.905) and half.rank == 1
+    assert full.state == COMPLETE and full.rank == 1  # ranked among the complete ones
+    assert half.text().startswith("0.905 \u00b1 0.007 (partial 2/4 cells, P#1)")
+    md = to_markdown(lb)
+    assert "partial 2/4 cells" in md and "0.305" in md
+
+
+def test_a_variant_is_its_own_row_and_never_stands_in_for_the_default(tmp_path):
+    for seed in (0, 1):
+        store_row(tmp_path, "m", "standard", "z1", "z1", seed, tau=0.2)
+        store_row(tmp_path, "m", "standard", "z1", "z1", seed, tau=0.8, variant="lr=0.1")
+    store_row(tmp_path, "m", "standard", "z1", "z1", 2, tau=0.8, variant="lr=0.1")
+    exp = Expected("test_accuracy", ("m",), ("standard",), (0, 1, 2),
+                   {"standard": frozenset({("z1", "z1")})})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    assert lb.methods == ("m", "m[lr=0.1]")
+    assert lb.entry("m", "standard").text() == "incomplete (2/3)"
+    assert lb.entry("m[lr=0.1]", "standard").mean == pytest.approx(0.8)
+    assert lb.seeds_text("m") == "0, 1" and lb.seeds_text("m[lr=0.1]") == "0, 1, 2"
+
+
+def test_rows_of_another_zoo_version_are_left_out_and_the_versions_named(tmp_path):
+    import pandas as pd
+
+    old, new = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-02-01", tz="UTC")
+    store_row(tmp_path, "a", "standard", "z1", "z1", 0, tau=0.1, source_sha="v1" * 32,
+              target_sha="v1" * 32, stamp=old)
+    store_row(tmp_path, "b", "standard", "z1", "z1", 0, tau=0.9, source_sha="v2" * 32,
+              target_sha="v2" * 32, stamp=new)
+    exp = Expected("test_accuracy", ("a", "b"), ("standard",), (0,),
+                   {"standard": frozenset({("z1", "z1")})})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    assert lb.versions == {"z1": "v2" * 32} and lb.left_out == 1
+    assert lb.entry("a", "standard").state == INCOMPLETE  # its row scored other networks
+    assert lb.entry("b", "standard").state == COMPLETE
+    md = to_markdown(lb)
+    assert "z1 v2v2v2v2v2v2" in md and "1 stored rows made on other versions" in md
+    current = build_leaderboard(read_cells(tmp_path), exp, {"z1": "v1" * 32})
+    assert current.entry("a", "standard").state == COMPLETE
+    assert current.entry("b", "standard").state == INCOMPLETE
