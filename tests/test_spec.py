@@ -149,6 +149,10 @@ def test_one_registry_for_every_kind_with_one_did_you_mean():
 
 
 PLUGIN = '''
+import numpy as np
+
+from zoo_bench.families import ctc
+from zoo_bench.generate import Dataset
 from zoo_bench.tasks import Standard
 
 
@@ -157,7 +161,14 @@ class Diagonal(Standard):
 
 
 def tiny():
-    return "a dataset"
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(40, 1, 16, 16)).astype(np.float32)
+    y = np.arange(40, dtype=np.int64) % 10
+    return Dataset("tiny", x[:30], y[:30], x[30:], y[30:])
+
+
+def wide_ctc(rng, space, in_channels, size):
+    return ctc(in_channels=in_channels, units=24, size=size)
 '''
 
 
@@ -169,19 +180,30 @@ def test_tasks_and_datasets_arrive_from_entry_points(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text(
         "[zoo_bench.tasks]\ndiagonal = zb_demo_kinds:Diagonal\n"
         "[zoo_bench.datasets]\ntiny = zb_demo_kinds:tiny\n"
+        "[zoo_bench.families]\nwide_ctc = zb_demo_kinds:wide_ctc\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        assert TASKS.get("diagonal").__module__ == "zb_demo_kinds" if TASKS.describe(True) else 0
-        assert DATASETS.available(refresh=True)["tiny"]() == "a dataset"
-        from zoo_bench.tasks import get_task
+    from zoo_bench.generate import ZooConfig, load_dataset
+    from zoo_bench.generate.hyper import SearchSpace, sample_run
+    from zoo_bench.tasks import get_task
 
+    try:
+        for registry in (TASKS, DATASETS, FAMILIES):
+            registry.describe(refresh=True)
         assert get_task("diagonal").name == "diagonal"
+        assert "zb-demo-kinds 0.1" in TASKS.describe()["diagonal"].origin
+        data = load_dataset("tiny")  # generation reads plug-in datasets by name
+        assert data.x_train.shape == (30, 1, 16, 16) and not data.x_train.flags.writeable
+        run = sample_run(0, "wide_ctc", "tiny", 0, 1, 16, SearchSpace())
+        assert run.arch.layers[0].weight_shape == (24, 1, 3, 3)
+        ZooConfig("p-tiny-wide_ctc", "tiny", "wide_ctc", runs=2, epochs=1, checkpoints=(0, 1))
+        suite = write(tmp_path, MINE.replace('"digits"', '"tiny"').replace('"ctc"', '"wide_ctc"'))
+        assert load_suite("mine", suite).zoo_names() == ["mine-tiny-wide_ctc"]
     finally:
         monkeypatch.undo()
         sys.modules.pop("zb_demo_kinds", None)
-        TASKS.describe(refresh=True)
-        DATASETS.describe(refresh=True)
+        for registry in (TASKS, DATASETS, FAMILIES):
+            registry.describe(refresh=True)
 
 
 LIGHT = """

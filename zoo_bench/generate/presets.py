@@ -17,6 +17,7 @@ from typing import Any
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.generate.datasets import dataset_names
 from zoo_bench.generate.hyper import FAMILIES, SearchSpace
+from zoo_bench.registry import FAMILIES as FAMILY_REGISTRY
 from zoo_bench.spec import PRESET_KEYS, SuiteError, did_you_mean, preset_tables, zoo_name
 
 __all__ = ["PRESET_KEYS", "PresetError", "ZooConfig", "preset_configs", "preset_names",
@@ -49,8 +50,10 @@ class ZooConfig:
             raise PresetError(
                 f"{where}: unknown dataset {self.dataset!r}; known: {dataset_names()}"
             )
-        if self.family not in FAMILIES:
-            raise PresetError(f"{where}: unknown family {self.family!r}; known: {sorted(FAMILIES)}")
+        if self.family not in FAMILIES and self.family not in FAMILY_REGISTRY.names():
+            raise PresetError(
+                f"{where}: unknown family {self.family!r}; known: {FAMILY_REGISTRY.names()}"
+            )
         for key in ("runs", "epochs", "batch_size", "group_size"):
             if int(getattr(self, key)) < 1:
                 raise PresetError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
