@@ -54,7 +54,7 @@ from zoo_bench.results import (
     stored_row,
     write_cell,
 )
-from zoo_bench.spec import BUDGET_LIMITS, Expected
+from zoo_bench.spec import BUDGET_LIMITS, DEFAULT_BUDGET, Expected
 from zoo_bench.store import Zoo
 from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
@@ -162,8 +162,8 @@ def _configs(jobs: Sequence[Job], budgets: Mapping[str, Mapping[str, Any]] | Non
     for method, overrides in dict.fromkeys((j.method, j.overrides) for j in jobs):
         if budgets is not None and method in budgets:
             base = dict(budgets[method])
-        elif budgets is not None and "default" in budgets:
-            base = dict(budgets["default"])
+        elif budgets is not None and DEFAULT_BUDGET in budgets:
+            base = dict(budgets[DEFAULT_BUDGET])
         else:
             base = method_budget(suite, method)
         table = {**base, **(json.loads(overrides) if overrides else {})}

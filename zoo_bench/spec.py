@@ -25,6 +25,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from zoo_bench.errors import ZooBenchError
@@ -336,10 +337,12 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
         raise fail("permutations must be a table of zoo name = \"path of its index file\"")
     return Suite(
         name=name, zoos=zoos, tasks=tuple(spec["tasks"]), methods=tuple(spec["methods"]),
-        seeds=tuple(seeds), property=prop, epochs=epochs, budgets=budgets,
-        permutations={z: (path.parent / v) for z, v in perms.items()},
-        generate=preset_spec, presets={k: dict(v) for k, v in presets.items()}, path=path,
-        extends=spec.get("extends"), version=version,
+        seeds=tuple(seeds), property=prop, epochs=epochs,
+        budgets=MappingProxyType({m: MappingProxyType(t) for m, t in budgets.items()}),
+        permutations=MappingProxyType({z: (path.parent / v) for z, v in perms.items()}),
+        generate=None if preset_spec is None else MappingProxyType(preset_spec),
+        presets=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in presets.items()}),
+        path=path, extends=spec.get("extends"), version=version,
     )
 
 
