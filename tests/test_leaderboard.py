@@ -325,3 +325,18 @@ def test_rows_of_another_zoo_version_are_left_out_and_the_versions_named(tmp_pat
     current = build_leaderboard(read_cells(tmp_path), exp, {"z1": "v1" * 32})
     assert current.entry("a", "standard").state == COMPLETE
     assert current.entry("b", "standard").state == INCOMPLETE
+
+
+def test_leaderboard_command_takes_seeds_and_shows_every_method(results, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_bench.cli import main
+
+    out = CliRunner(env={"COLUMNS": "200"}).invoke(
+        main, ["leaderboard", "--results", str(results), "--seeds", "3", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "seeds 3" in md.splitlines()[0]
+    c = next(line for line in md.splitlines() if line.startswith("| c |"))
+    assert "incomplete (2/3)" in c and c.rstrip(" |").endswith("0, 1, 2, 3, 4")
+    assert all(f"| {m} |" in md for m in ("a", "b", "b2", "d"))

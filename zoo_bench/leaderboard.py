@@ -184,7 +184,8 @@ class Leaderboard:
                 for m in self.methods]
 
     def seeds_text(self, method: str) -> str:
-        """The seeds the method has any stored cell for, e.g. `0, 1` (`none` without rows)."""
+        """The seeds the method has any stored cell for (of the zoo versions shown, expected
+        or not), e.g. `0, 1`; `none` without rows."""
         return ", ".join(map(str, self.seeds.get(method, ()))) or "none"
 
     def pair_rows(self) -> list[list[Any]]:
@@ -235,11 +236,7 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         rows["variant"] = ""
     rows["label"] = [method_label(m, v) for m, v in
                      zip(rows["method"], rows["variant"].fillna(""), strict=True)]
-    wanted = rows[
-        (rows["property"] == expected.property)
-        & rows["task"].isin(expected.tasks)
-        & rows["seed"].isin(expected.seeds)
-    ]
+    wanted = rows[(rows["property"] == expected.property) & rows["task"].isin(expected.tasks)]
     in_pairs = [
         (s, t) in expected.pairs.get(task, ())
         for task, s, t in zip(wanted["task"], wanted["source"], wanted["target"], strict=True)
@@ -251,8 +248,10 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         for s, t, a, b in zip(wanted["source"], wanted["target"], wanted["source_sha256"],
                               wanted["target_sha256"], strict=True)
     ]
-    kept = wanted[pd.Series(same, index=wanted.index, dtype=bool)]
-    methods = tuple(dict.fromkeys([*expected.methods, *kept["label"]]))
+    current = wanted[pd.Series(same, index=wanted.index, dtype=bool)]
+    seeds = {m: tuple(sorted({int(x) for x in g["seed"]})) for m, g in current.groupby("label")}
+    kept = current[current["seed"].isin(expected.seeds)]
+    methods = tuple(dict.fromkeys([*expected.methods, *current["label"]]))
     entries = {
         (m, t): _entry(m, t, kept[(kept["label"] == m) & (kept["task"] == t)], expected)
         for m in methods
@@ -261,9 +260,8 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
     for task in expected.tasks:
         _rank([entries[(m, task)] for m in methods], COMPLETE)
         _rank([entries[(m, task)] for m in methods], PARTIAL)
-    seeds = {m: tuple(sorted({int(x) for x in g["seed"]})) for m, g in kept.groupby("label")}
     return Leaderboard(expected, entries, _pair_means(kept, expected), kept, methods, seeds,
-                       versions, len(wanted) - len(kept))
+                       versions, len(wanted) - len(current))
 
 
 def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> Entry:
