@@ -54,13 +54,12 @@ from zoo_bench.results import (
     stored_row,
     write_cell,
 )
-from zoo_bench.spec import BUDGET_LIMITS, DEFAULT_BUDGET, Expected
+from zoo_bench.spec import BUDGET_LIMITS, DEFAULT_BUDGET, OVERWRITE_MODES, Expected
 from zoo_bench.store import Zoo
 from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
 from zoo_bench.training import resolve_device
 
-OVERWRITE_MODES = ("only-missing", "never", "always")
 BUDGET_KEYS = BUDGET_LIMITS
 DONE = (STATUS_OK, STATUS_NOT_APPLICABLE)
 LOG_EVERY = 30.0  # seconds between plain progress lines when stdout is not a terminal

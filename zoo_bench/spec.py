@@ -54,6 +54,7 @@ DEFAULT_BUDGET = "default"
 PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
 EPOCHS = ("final", "all")
 DEFAULT_PROPERTY = "test_accuracy"
+OVERWRITE_MODES = ("only-missing", "never", "always")  # how `zoo-bench run` treats stored cells
 
 
 class SuiteError(ZooBenchError):

@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from zoo_bench.errors import ZooBenchError
+from zoo_bench.spec import OVERWRITE_MODES
 
 RESULTS_ROOT = Path("results")
-OVERWRITE_MODES = ("only-missing", "never", "always")  # = zoo_bench.runner.OVERWRITE_MODES
 RESULTS_OPTION = click.option(
     "--results", type=click.Path(path_type=Path, file_okay=False), default=None,
     help="Results folder (cells/ and predictions/ tables; default: results/<suite>).",
@@ -117,7 +117,8 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
         raise click.ClickException(str(e)) from None
     summary = build_leaderboard(read_cells(results), expected_cells(jobs, suite.name))
     console.print(rich_table(summary))
-    stale = f", {len(report.stale)} stale recomputed" if report.stale else ""
+    stale = f" ({len(report.stale)} of them stale: other zoos, hyperparameters or versions)" \
+        if report.stale else ""
     console.print(
         f"{len(report.computed)} cells computed{stale}, {len(report.skipped)} already stored, "
         f"{len(report.not_applicable)} not applicable, {len(report.errors)} failed; "
