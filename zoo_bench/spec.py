@@ -14,8 +14,8 @@ File format (see README, "Suites and suite files"):
 `extends = "<suite>"` inherits every key of that suite (looked up in the same file, else in the
 repository's benchmark.toml), together with the `[generate.*]` presets of the file it comes
 from. The extending table's own lists (zoos, tasks, methods, seeds) replace the inherited ones;
-its tables (budgets per method, permutations) and the file's own `[generate.*]` add to them and
-override them key by key.
+its budgets (a method's table replaces that method's inherited table), permutations (per zoo)
+and the file's own `[generate.*]` (per preset) add to the inherited ones or override them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ else:
 
 FILE_NAME = "benchmark.toml"
 GENERATE_PREFIX = "generate:"
-SPEC_VERSION = 1
 SUITE_KEYS = (
     "zoos", "tasks", "methods", "seeds", "property", "epochs", "budgets", "permutations",
     "extends", "version",
@@ -235,10 +234,6 @@ def load_spec(name: str | None, path: str | os.PathLike | None = None) -> Suite:
             raise SuiteError(f"{p} defines suites {sorted(suites)}; choose one with --suite")
         name = next(iter(suites))
     if name not in suites:
-        if path is not None:
-            default = find_benchmark_toml()
-            if default.resolve() != p.resolve() and name in suite_names(default):
-                return load_spec(name, default)
         raise SuiteError(
             f"no suite {name!r} in {p}{did_you_mean(name, suites)} Suites: {sorted(suites)}"
         )
