@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install, then run every method on every task of the default suite (zoos are
-# generated offline when absent) and render the leaderboard into results/.
+# generated offline when absent) and render the leaderboard into results/<suite>/ (results/default/
+# for the default suite): each suite's results live in their own folder, so SUITE=ci never
+# touches the default suite's files.
 #
 # The methods run in parallel lanes, one CPU thread each, so every core of a small machine
 # works: by default SNE in one lane and the three baselines in the other (they take about as
@@ -10,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
 SUITE=${SUITE:-default}
-RESULTS=${RESULTS:-results}
+RESULTS=${RESULTS:-results/$SUITE}
 LANES=${LANES:-"sne statnn,deepsets,mlp"}
 ZB=.venv/bin/zoo-bench
 

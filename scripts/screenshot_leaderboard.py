@@ -6,7 +6,8 @@ the DOM holds the leaderboard tables and the embedded figures. Exit 0 if all is 
 reasons if not, 2 if no Chromium is installed. No network: the page is a local file with
 everything inline, and Chromium's background traffic is switched off.
 
-    .venv/bin/python scripts/screenshot_leaderboard.py results/leaderboard.html --png shot.png
+    .venv/bin/python scripts/screenshot_leaderboard.py results/default/leaderboard.html \
+        --png shot.png
 """
 
 from __future__ import annotations

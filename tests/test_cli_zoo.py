@@ -69,4 +69,6 @@ def test_import_schurholt_and_bad_sources(tmp_path):
     assert result.exit_code == 1 and "lacks ['weights.npy'" in result.output
     assert not (tmp_path / "y").exists()
     result = run("import", "pickles", str(tmp_path / "src"), str(tmp_path / "y"))
-    assert result.exit_code == 2 and "'ctc'" in result.output
+    assert result.exit_code == 2 and "Known importers: ctc, schurholt" in result.output
+    result = run("import", "schurhlot", str(tmp_path / "src"), str(tmp_path / "y"))
+    assert result.exit_code == 2 and "did you mean 'schurholt'" in result.output

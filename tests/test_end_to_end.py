@@ -23,10 +23,9 @@ from click.testing import CliRunner
 
 from zoo_bench.cli import main
 from zoo_bench.commands.run_cmds import parse_names, parse_seeds
-from zoo_bench.leaderboard import expected_for_suite
 from zoo_bench.provenance import now
 from zoo_bench.results import STATUS_OK, CellKey, new_row, read_cells, read_predictions, write_cell
-from zoo_bench.suite import load_suite
+from zoo_bench.suite import expected_for_suite, load_suite
 
 METHODS = ("statnn", "mlp")
 CI_EPOCHS = 8

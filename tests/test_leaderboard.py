@@ -22,13 +22,14 @@ from zoo_bench.leaderboard import (
     INCOMPLETE,
     NOT_APPLICABLE,
     NOT_SIGNIFICANT,
+    PARTIAL,
     Expected,
     build_leaderboard,
-    expected_for_suite,
+    expected_from_rows,
     to_markdown,
-    write_outputs,
 )
 from zoo_bench.provenance import now
+from zoo_bench.report_html import write_outputs
 from zoo_bench.results import (
     STATUS_NOT_APPLICABLE,
     STATUS_OK,
@@ -37,7 +38,8 @@ from zoo_bench.results import (
     read_cells,
     write_cell,
 )
-from zoo_bench.suite import load_suite
+from zoo_bench.spec import load_spec
+from zoo_bench.suite import expected_for_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "scripts" / "screenshot_leaderboard.py"
@@ -140,7 +142,7 @@ def test_ranks_and_the_not_significant_mark(results):
 
 def test_expected_cells_can_be_inferred_from_the_rows(results):
     rows = read_cells(results)
-    exp = Expected.from_rows(rows)
+    exp = expected_from_rows(rows)
     assert exp.inferred and exp.seeds == SEEDS and set(exp.tasks) == set(PAIRS)
     assert exp.pairs["cross"] == frozenset(PAIRS["cross"])
     lb = build_leaderboard(rows, exp)
@@ -154,8 +156,8 @@ def test_several_properties_need_a_choice(results, tmp_path):
                                 status=STATUS_OK, kendall_tau=0.1, timestamp=now()))
     rows = read_cells(results)
     with pytest.raises(ZooBenchError, match="--property"):
-        Expected.from_rows(rows)
-    assert Expected.from_rows(rows, property="test_loss").tasks == ("standard",)
+        expected_from_rows(rows)
+    assert expected_from_rows(rows, property="test_loss").tasks == ("standard",)
 
 
 def test_markdown_shows_every_entry(results):
@@ -215,6 +217,7 @@ datasets = ["a", "b"]
 families = ["f", "g"]
 runs = 4
 epochs = 1
+checkpoints = [0, 1]
 
 [suites.tiny]
 zoos = "generate:tiny"
@@ -233,7 +236,7 @@ seeds = [0]
 def test_a_generated_suite_expects_its_tasks_pairs_without_any_zoo(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
     (tmp_path / "benchmark.toml").write_text(SUITES_TOML)
-    suite = load_suite("tiny", tmp_path / "benchmark.toml")
+    suite = load_spec("tiny", tmp_path / "benchmark.toml")
     exp = expected_for_suite(suite, read_cells(tmp_path))
     assert not exp.inferred and exp.suite == "tiny"
     assert {t: exp.n_cells(t) for t in exp.tasks} == {
@@ -248,6 +251,100 @@ def test_a_catalog_suite_without_its_zoos_takes_their_pairs_from_the_rows(tmp_pa
     for zoo in ("zoo-x", "zoo-elsewhere"):
         write_cell(tmp_path, new_row(CellKey("a", "standard", zoo, zoo, 0, "test_accuracy"),
                                      status=STATUS_OK, kendall_tau=0.5, timestamp=now()))
-    suite = load_suite("listed", tmp_path / "benchmark.toml")
+    suite = load_spec("listed", tmp_path / "benchmark.toml")
     exp = expected_for_suite(suite, read_cells(tmp_path))
     assert exp.inferred and exp.pairs["standard"] == {("zoo-x", "zoo-x")}
+
+
+# --- every method with rows, partial entries, variants, zoo versions ---------------------------
+
+
+def store_row(results: Path, method: str, task: str, source: str, target: str, seed: int,
+              status: str = STATUS_OK, tau: float | None = 0.5, variant: str = "",
+              source_sha: str = "s1", target_sha: str = "s1", stamp=None) -> None:
+    key = CellKey(method, task, source, target, seed, "test_accuracy", variant)
+    write_cell(results, new_row(key, status=status,
+                                kendall_tau=tau if status == STATUS_OK else None,
+                                timestamp=stamp or now(), source_sha256=source_sha,
+                                target_sha256=target_sha))
+
+
+def test_every_method_with_rows_is_shown_with_its_seeds(results):
+    lb = build_leaderboard(read_cells(results), expected(methods=("a",), seeds=SEEDS))
+    assert lb.methods == ("a", "b", "b2", "c", "d")  # not listed by the suite, still shown
+    assert lb.seeds_text("c") == "0, 1, 2, 3, 4"
+    assert lb.entry("b", "cross").state == COMPLETE
+    one_seed = build_leaderboard(read_cells(results), expected(methods=("a", "zz"), seeds=(0,)))
+    assert one_seed.entry("c", "cross").state == COMPLETE  # seed 3's missing cell not expected
+    assert one_seed.seeds_text("zz") == "none" and one_seed.entry("zz", "cross").n_ok == 0
+    assert "| zz | incomplete (0/2) | incomplete (0/3) | none |" in to_markdown(one_seed)
+
+
+def test_a_mean_over_applicable_cells_only_is_partial_and_ranked_apart(tmp_path):
+    pairs = {"cross": [("z1", "z2"), ("z2", "z1")]}
+    for seed in (0, 1):
+        for method, base in (("full", 0.3), ("half", 0.9)):
+            for source, target in pairs["cross"]:
+                na = method == "half" and source == "z2"
+                store_row(tmp_path, method, "cross", source, target, seed,
+                          STATUS_NOT_APPLICABLE if na else STATUS_OK, base + 0.01 * seed)
+    exp = Expected("test_accuracy", ("full", "half"), ("cross",), (0, 1),
+                   {"cross": frozenset(pairs["cross"])})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    half, full = lb.entry("half", "cross"), lb.entry("full", "cross")
+    assert half.state == PARTIAL and (half.n_ok, half.n_expected) == (2, 4)
+    assert half.mean == pytest.approx(0.905) and half.rank == 1
+    assert full.state == COMPLETE and full.rank == 1  # ranked among the complete ones
+    assert half.text().startswith("0.905 \u00b1 0.007 (partial 2/4 cells, P#1)")
+    md = to_markdown(lb)
+    assert "partial 2/4 cells" in md and "0.305" in md
+
+
+def test_a_variant_is_its_own_row_and_never_stands_in_for_the_default(tmp_path):
+    for seed in (0, 1):
+        store_row(tmp_path, "m", "standard", "z1", "z1", seed, tau=0.2)
+        store_row(tmp_path, "m", "standard", "z1", "z1", seed, tau=0.8, variant="lr=0.1")
+    store_row(tmp_path, "m", "standard", "z1", "z1", 2, tau=0.8, variant="lr=0.1")
+    exp = Expected("test_accuracy", ("m",), ("standard",), (0, 1, 2),
+                   {"standard": frozenset({("z1", "z1")})})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    assert lb.methods == ("m", "m[lr=0.1]")
+    assert lb.entry("m", "standard").text() == "incomplete (2/3)"
+    assert lb.entry("m[lr=0.1]", "standard").mean == pytest.approx(0.8)
+    assert lb.seeds_text("m") == "0, 1" and lb.seeds_text("m[lr=0.1]") == "0, 1, 2"
+
+
+def test_rows_of_another_zoo_version_are_left_out_and_the_versions_named(tmp_path):
+    import pandas as pd
+
+    old, new = pd.Timestamp("2026-01-01", tz="UTC"), pd.Timestamp("2026-02-01", tz="UTC")
+    store_row(tmp_path, "a", "standard", "z1", "z1", 0, tau=0.1, source_sha="v1" * 32,
+              target_sha="v1" * 32, stamp=old)
+    store_row(tmp_path, "b", "standard", "z1", "z1", 0, tau=0.9, source_sha="v2" * 32,
+              target_sha="v2" * 32, stamp=new)
+    exp = Expected("test_accuracy", ("a", "b"), ("standard",), (0,),
+                   {"standard": frozenset({("z1", "z1")})})
+    lb = build_leaderboard(read_cells(tmp_path), exp)
+    assert lb.versions == {"z1": "v2" * 32} and lb.left_out == 1
+    assert lb.entry("a", "standard").state == INCOMPLETE  # its row scored other networks
+    assert lb.entry("b", "standard").state == COMPLETE
+    md = to_markdown(lb)
+    assert "z1 v2v2v2v2v2v2" in md and "1 stored rows made on other versions" in md
+    current = build_leaderboard(read_cells(tmp_path), exp, {"z1": "v1" * 32})
+    assert current.entry("a", "standard").state == COMPLETE
+    assert current.entry("b", "standard").state == INCOMPLETE
+
+
+def test_leaderboard_command_takes_seeds_and_shows_every_method(results, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo_bench.cli import main
+
+    out = CliRunner(env={"COLUMNS": "200"}).invoke(
+        main, ["leaderboard", "--results", str(results), "--seeds", "3", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    md = (tmp_path / "leaderboard.md").read_text()
+    assert "seeds 3" in md.splitlines()[0]
+    c = next(line for line in md.splitlines() if line.startswith("| c |"))
+    assert "incomplete (2/3)" in c and c.rstrip(" |").endswith("0, 1, 2, 3, 4")
+    assert all(f"| {m} |" in md for m in ("a", "b", "b2", "d"))

@@ -43,7 +43,7 @@ class MeanAbs(Predictor):
 @pytest.fixture
 def clean_registry(monkeypatch):
     """Decorator registrations made by a test vanish after it."""
-    monkeypatch.setattr(registry, "_decorated", dict(registry._decorated))
+    monkeypatch.setattr(registry.PREDICTORS, "_code", dict(registry.PREDICTORS._code))
 
 
 # --- the base class ------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.provenance import now
 from zoo_bench.results import (
+    SCHEMA_VERSION,
     STATUS_NOT_APPLICABLE,
     STATUS_OK,
     CellKey,
@@ -20,6 +23,7 @@ from zoo_bench.results import (
     read_cells,
     read_predictions,
     rescore,
+    stored_row,
     write_cell,
 )
 
@@ -127,3 +131,59 @@ def test_predictions_can_be_read_for_some_cells_only(tmp_path):
         scored_cell(tmp_path, k, np.arange(5.0), np.arange(5.0))
     some = read_predictions(tmp_path, [keys[1].digest])
     assert set(some["seed"]) == {1} and len(some) == 5
+
+
+OLD = Path(__file__).resolve().parents[1] / "results" / "default"
+
+
+def test_tables_in_the_old_schema_still_read_and_resume_against_them(tmp_path):
+    """Cells written before schema_version (the committed results/default, schema 1) read back
+    beside new ones: missing columns are empty, schema_version is 1, the variant is ""; their
+    keys are unchanged, so the stored row is found (and judged) under the same file name."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    old_cell = sorted((OLD / "cells" / "statnn" / "standard").glob("*.parquet"))[0]
+    old_pred = OLD / "predictions" / "statnn" / "standard" / old_cell.name
+    assert "schema_version" not in pq.read_schema(old_cell).names  # really the old schema
+    for src, part in ((old_cell, "cells"), (old_pred, "predictions")):
+        dest = tmp_path / part / "statnn" / "standard" / src.name
+        dest.parent.mkdir(parents=True)
+        shutil.copy(src, dest)
+    new = CellKey("statnn", "standard", "zoo-a", "zoo-a", 0, "test_accuracy", variant="lr=0.1")
+    scored_cell(tmp_path, new, np.arange(5.0), np.arange(5.0))
+
+    rows = read_cells(tmp_path).set_index("cell_key")
+    old_key = CellKey.from_row(rows.loc[old_cell.stem].to_dict() | {"cell_key": old_cell.stem})
+    assert old_key.digest == old_cell.stem and old_key.variant == ""
+    assert rows.loc[old_cell.stem, "schema_version"] == 1
+    assert rows.loc[new.digest, "schema_version"] == SCHEMA_VERSION
+    assert pd.isna(rows.loc[old_cell.stem, "method_version"])
+    assert rows.loc[new.digest, "variant"] == "lr=0.1"
+    assert rows.loc[old_cell.stem, "kendall_tau"] == pytest.approx(
+        pq.read_table(old_cell).column("kendall_tau")[0].as_py())
+    stored = stored_row(tmp_path, old_key)
+    assert stored["schema_version"] == 1 and stored["status"] == "ok"
+    assert stored["task_version"] is None and stored["source_sha256"]
+    assert len(read_predictions(tmp_path, [old_cell.stem])) == rows.loc[old_cell.stem, "n"]
+    assert set(rescore(tmp_path)["variant"]) == {"", "lr=0.1"}
+
+
+def test_a_variant_is_its_own_cell_and_the_default_keeps_its_name():
+    plain = CellKey("mlp", "standard", "z", "z", 0, "test_accuracy")
+    variant = CellKey("mlp", "standard", "z", "z", 0, "test_accuracy", variant="lr=0.1")
+    assert plain.digest == "9e7da86b4392b730"  # as before variants existed: old files still match
+    assert variant.digest != plain.digest and variant.label == "mlp[lr=0.1]"
+
+
+def test_importing_results_does_not_import_the_evaluator_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, types; p = types.ModuleType('zoo_bench'); "
+            f"p.__path__ = [{str(OLD.parents[1] / 'zoo_bench')!r}]; sys.modules['zoo_bench'] = p; "
+            "import zoo_bench.results; "
+            "print('torch' in sys.modules, 'zoo_bench.evaluator' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from zoo_bench import provenance
 from zoo_bench.errors import ZooBenchError
@@ -209,10 +210,138 @@ def test_a_killed_run_resumes_with_only_the_missing_cells(zoos, tmp_path):
     assert stored["run_id"].nunique() == 1
 
     jobs = jobs_for(zoos)
-    report = run(jobs, results)
+    report = run(jobs, results, budgets={"fake-mean": {"sleep": 0.4}})  # the child's budget
     assert {k.digest for k in report.skipped} == first_run
     assert {k.digest for k in report.computed} == {j.key.digest for j in jobs} - first_run
     rows = read_cells(results)
     assert len(rows) == 12 and rows["cell_key"].is_unique and set(rows["status"]) == {"ok"}
     assert rows["run_id"].nunique() == 2
     assert set(read_predictions(results)["cell_key"]) == set(rows["cell_key"])
+
+
+# --- content-keyed resume, variants, training outcome, applicability after fit, plain logs ---
+
+
+def test_resume_recomputes_cells_of_other_zoos_and_keeps_identical_ones(zoos, make_zoo, tmp_path):
+    """A results folder made on other zoos (same names, other bytes) is recomputed, never taken
+    as done; on the same zoos every stored cell is kept."""
+    results = tmp_path / "results"
+    other = {n: make_zoo(runs=15, seed=10 + i, name=f"other/{n}", dataset=d)
+             for i, (n, d) in enumerate([("toy-d1-ctc", "d1"), ("toy-d2-ctc", "d2")])}
+    for name, zoo in other.items():  # the same zoo names, other weights
+        assert zoo.manifest_sha256 != zoos[name].manifest_sha256
+    run(jobs_for(other), results)
+    FITS.clear()
+
+    report = run(jobs_for(zoos), results)
+    assert len(report.stale) == 12 and len(report.computed) == 12 and not report.skipped
+    rows = read_cells(results)
+    assert set(rows["source_sha256"]) == {z.manifest_sha256 for z in zoos.values()}
+
+    again = run(jobs_for(zoos), results)
+    assert (len(again.skipped), len(again.stale), len(again.computed)) == (12, 0, 0)
+
+
+def test_resume_recomputes_after_a_hyperparameter_or_code_version_change(zoos, tmp_path):
+    jobs, results = jobs_for(zoos, seeds=(0,)), tmp_path / "results"
+    run(jobs, results)
+    changed = run(jobs, results, budgets={"fake-mean": {"scale": 3.0}})
+    assert len(changed.stale) == 6 and len(changed.computed) == 6
+    kept = run(jobs, results, budgets={"fake-mean": {"scale": 3.0}})
+    assert len(kept.skipped) == 6
+    MeanWeight.version = "2"
+    try:
+        bumped = run(jobs, results, budgets={"fake-mean": {"scale": 3.0}})
+        assert len(bumped.stale) == 6
+        assert set(read_cells(results)["method_version"]) == {"2"}
+    finally:
+        del MeanWeight.version
+
+
+def test_a_variant_never_overwrites_the_default_configuration(zoos, tmp_path):
+    results = tmp_path / "results"
+    default = jobs_for(zoos, seeds=(0,))
+    run(default, results)
+    before = {p: p.read_bytes() for p in (results / "cells").rglob("*.parquet")}
+    variant = plan_jobs(zoos, ["fake-mean"], ["standard", "cross_dataset"], (0,),
+                        "test_accuracy", overrides={"fake-mean": {"scale": 2.0}})
+    report = run(variant, results)
+    assert len(report.computed) == 6 and not report.stale and not report.skipped
+    assert {p: p.read_bytes() for p in before} == before  # the default's files untouched
+    rows = read_cells(results)
+    assert len(rows) == 12
+    var = rows[rows["variant"] != ""]
+    assert set(var["variant"]) == {"scale=2.0"} and len(var) == 6
+    assert json.loads(var["overrides"].iloc[0]) == {"scale": 2.0}
+    assert json.loads(var["hparams"].iloc[0])["scale"] == 2.0
+    assert set(rows[rows["variant"] == ""]["overrides"].isna()) == {True}
+    assert set(rows["schema_version"]) == {2} and set(rows["task_version"]) == {1}
+    assert expected_cells(variant).methods == ("fake-mean[scale=2.0]",)
+
+
+def test_rows_record_how_training_ended(zoos, tmp_path):
+    from zoo_bench.training import Batch, TorchPredictor
+
+    @register_predictor("fake-torch")
+    class Tiny(TorchPredictor):
+        defaults = {**TorchPredictor.defaults, "max_epochs": 3, "patience": 50, "batch_size": 4}
+
+        def build_model(self, train):
+            return torch.nn.Linear(1, 1)
+
+        def forward(self, batch: Batch):
+            w = torch.stack([p.flatten(1).mean(1) for p, _ in batch.params()[:1]], 1)
+            return self.model(w).squeeze(-1)
+
+    zoo = {"toy-d1-ctc": zoos["toy-d1-ctc"]}
+    jobs = plan_jobs(zoo, ["fake-torch"], ["standard"], (0,), "test_accuracy")
+    run(jobs, tmp_path)
+    row = read_cells(tmp_path).iloc[0]
+    n_train = row.n_train
+    steps_per_epoch = -(-n_train // 4)
+    assert (row.epochs_run, row.stop_reason) == (3, "max_epochs")
+    assert row.steps_run == 3 * steps_per_epoch
+    assert 1 <= row.best_epoch <= 3 and row.best_step == row.best_epoch * steps_per_epoch
+
+
+@register_predictor("fake-fitted-picky")
+class FittedPicky(MeanWeight):
+    """Fits on anything, but once fitted declines every target architecture."""
+
+    def can_predict(self, arch):
+        return False
+
+
+def test_can_predict_after_the_fit_makes_cells_not_applicable(zoos, tmp_path):
+    report = run(jobs_for(zoos, ["fake-fitted-picky"], seeds=(0,)), tmp_path)
+    assert len(report.not_applicable) == 6 and len(FITS) == 2  # fitted, then declined
+    assert set(read_cells(tmp_path)["status"]) == {"not_applicable"}
+
+
+def test_progress_in_a_log_is_plain_lines(zoos, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=100)
+    run(jobs_for(zoos, seeds=(0,)), tmp_path, progress=True, console=console, log_every=0.0)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("cells 0/6 (0%) elapsed 0:00:00 eta ?")
+    assert any(line.startswith("cells 6/6 (100%)") for line in lines)
+    assert all(line.startswith("cells ") for line in lines), lines
+    assert not any(ch in out.getvalue() for ch in "\u2501\u2578\u2026\r\x1b")
+
+
+def test_plain_progress_prints_at_most_one_line_per_interval():
+    from rich.console import Console
+
+    from zoo_bench.runner import PlainProgress
+
+    clock, printed = iter([0.0, 0.0, 5.0, 29.0, 31.0, 40.0]), []
+    console = Console(file=__import__("io").StringIO(), force_terminal=False)
+    bar = PlainProgress(4, console, every=30.0, clock=lambda: next(clock))
+    bar.write = printed.append
+    for _ in range(5):
+        bar.update(1 if printed else 0)
+    assert [p.split()[1] for p in printed] == ["0/4", "3/4", "4/4"]

@@ -17,9 +17,11 @@ REPO_TOML = Path(__file__).resolve().parents[1] / "benchmark.toml"
 
 TOML = """
 [generate.toy]
-datasets = ["a", "b"]
+datasets = ["digits", "mnist1d"]
 families = ["ctc"]
 runs = 6
+epochs = 2
+checkpoints = [0, 2]
 
 [suites.toy]
 zoos = "generate:toy"
@@ -72,7 +74,7 @@ def table_row(output: str, first: str) -> list[str]:
 
 def test_a_generated_suite_names_its_zoos_and_budgets(tmp_path):
     suite = load_suite("toy", write_toml(tmp_path))
-    assert suite.zoo_names() == ["toy-a-ctc", "toy-b-ctc"]
+    assert suite.zoo_names() == ["toy-digits-ctc", "toy-mnist1d-ctc"]
     assert suite.seeds == (0, 1, 2) and suite.epochs == "all"
     assert suite.property == "test_accuracy"
     assert suite.budget("sne") == {"max_epochs": 3, "max_seconds": 60, "lr": 0.001}
@@ -102,7 +104,7 @@ def test_benchmark_toml_is_found_in_the_working_directory(tmp_path, monkeypatch)
 
 
 def test_unknown_suite_lists_the_valid_names(tmp_path):
-    with pytest.raises(SuiteError, match=r"Did you mean 'toy'\? Suites: \['real', 'toy'\]"):
+    with pytest.raises(SuiteError, match=r"did you mean 'toy'\? Suites: \['real', 'toy'\]"):
         load_suite("tyo", write_toml(tmp_path))
 
 
@@ -111,11 +113,15 @@ def test_unknown_suite_lists_the_valid_names(tmp_path):
     [
         (("seeds = [0, 1, 2]", "seeds = [0, 0]"), "repeat a seed"),
         (("seeds = [0, 1, 2]", 'seeds = ["0"]'), "seeds must be a non-empty list of integers"),
-        (('"cross_arch"]', '"cross_arc"]'), "Did you mean 'cross_arch'"),
-        (('epochs = "all"', 'epoch = "all"'), "unknown key 'epoch' \\(did you mean 'epochs'\\?"),
+        (('"cross_arch"]', '"cross_arc"]'), "did you mean 'cross_arch'"),
+        (('epochs = "all"', 'epoch = "all"'), "unknown key 'epoch'; did you mean 'epochs'\\?"),
         (('epochs = "all"', 'epochs = "last"'), "epochs 'last' is not one of"),
         (("max_epochs = 3", "max_epochs = -3"), "budgets.sne.max_epochs must be a positive"),
-        (("[suites.toy.budgets.sne]", "[suites.toy.budgets.gnn]"), "not among methods"),
+        (("[suites.toy.budgets.sne]", "[suites.toy.budgets.gnn]"), "unknown predictor 'gnn'"),
+        (("max_epochs = 3", "max_epoch = 3"),
+         "sne has no hyperparameter or budget key 'max_epoch'; did you mean 'max_epochs'"),
+        (('methods = ["statnn", "sne"]', 'methods = ["statnn", "snee"]'),
+         "unknown predictor 'snee'; did you mean 'sne'"),
         (('zoos = "generate:toy"', 'zoos = "generate:big"'), r"no \[generate.big\]"),
         (('property = "generalization_gap"', 'property = "accuracy"'), "property 'accuracy'"),
     ],
@@ -130,14 +136,15 @@ def test_malformed_suites_are_named(tmp_path, change, message):
 def test_ensure_zoos_generates_a_preset(tmp_path, monkeypatch):
     calls = []
 
-    def fake_generate_preset(preset, out_dir=None, only=None, progress=True):
-        calls.append((preset, out_dir, only, progress))
-        return {f"toy-{d}-ctc": write_zoo(tmp_path / d, f"toy-{d}-ctc", d) for d in "ab"}
+    def fake_generate_preset(preset, out_dir=None, only=None, progress=True, table=None):
+        calls.append((preset, out_dir, only, progress, table["runs"]))
+        return {f"toy-{d}-ctc": write_zoo(tmp_path / d, f"toy-{d}-ctc", d)
+                for d in ("digits", "mnist1d")}
 
     monkeypatch.setattr("zoo_bench.generate.generate_preset", fake_generate_preset, raising=False)
     zoos = ensure_zoos(load_suite("toy", write_toml(tmp_path)), progress=False)
-    assert calls == [("toy", None, None, False)]
-    assert sorted(zoos) == ["toy-a-ctc", "toy-b-ctc"]
+    assert calls == [("toy", None, None, False, 6)]  # the suite file's own preset table
+    assert sorted(zoos) == ["toy-digits-ctc", "toy-mnist1d-ctc"]
     assert all(isinstance(z, Zoo) for z in zoos.values())
 
 
@@ -157,8 +164,8 @@ def test_ensure_zoos_fetches_catalog_zoos(tmp_path, monkeypatch):
 def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
     path = write_toml(tmp_path / "conf")
-    write_zoo(tmp_path / "home" / "zoos" / "toy-a-ctc", "toy-a-ctc", "a")
-    assert sorted(present_zoos(load_suite("toy", path))) == ["toy-a-ctc"]
+    write_zoo(tmp_path / "home" / "zoos" / "toy-digits-ctc", "toy-digits-ctc", "digits")
+    assert sorted(present_zoos(load_suite("toy", path))) == ["toy-digits-ctc"]
 
     plain = CliRunner().invoke(main, ["tasks"])
     assert plain.exit_code == 0, plain.output
@@ -166,10 +173,13 @@ def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
         assert name in plain.output
     assert "[suites.<name>.permutations]" in plain.output  # printed, not eaten as markup
 
-    result = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--file", str(path)])
+    result = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--suite-file", str(path)])
     assert result.exit_code == 0, result.output
-    assert table_row(result.output, "toy-a-ctc") == ["toy-a-ctc", "a", "ctc", "6", "6"]
-    assert table_row(result.output, "toy-b-ctc")[3] == "not present"
+    assert table_row(result.output, "toy-digits-ctc") == [
+        "toy-digits-ctc", "digits", "ctc", "6", "6", "present"]
+    # a zoo not generated yet: its planned size, runs x stored checkpoints (0 and 2)
+    assert table_row(result.output, "toy-mnist1d-ctc")[3:5] == ["12", "6"]
+    assert "not present" in result.output
     cells = result.output.split("Cells")[-1]  # per seed, x 3 seeds
     assert table_row(cells, "standard")[1:] == ["2", "6"]
     assert table_row(cells, "cross_dataset")[1:] == ["4", "12"]
@@ -177,7 +187,7 @@ def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
 
 
 def test_tasks_command_rejects_an_unknown_suite(tmp_path):
-    result = CliRunner().invoke(main, ["tasks", "--suite", "nope", "--file",
+    result = CliRunner().invoke(main, ["tasks", "--suite", "nope", "--suite-file",
                                        str(write_toml(tmp_path))])
     assert result.exit_code != 0
     assert "no suite 'nope'" in result.output

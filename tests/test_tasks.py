@@ -143,7 +143,7 @@ def test_mixed_zoos_join_standard_only(suite_zoos, tmp_path):
 def test_registry_lists_tasks_and_answers_typos():
     assert [t.name for t in list_tasks()][:3] == ["standard", "cross_dataset", "cross_arch"]
     assert all(t.description for t in list_tasks())
-    with pytest.raises(RegistryError, match="Did you mean 'cross_arch'"):
+    with pytest.raises(RegistryError, match="did you mean 'cross_arch'"):
         get_task("cross_archs")
 
 

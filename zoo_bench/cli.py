@@ -1,46 +1,78 @@
-"""The `zoo-bench` command line: one click group, each area's commands added from its module."""
+"""The `zoo-bench` command line: one click group whose commands are imported only when used.
+
+`zoo-bench --help` lists the commands from the table below without importing them (nor torch),
+so it answers at once; running a command imports its module (`zoo_bench/commands/*`).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import click
 
-from zoo_bench import __version__
+# command name -> ("module:attribute", its short help; a test keeps them equal to the commands')
+COMMANDS = {
+    "tasks": ("zoo_bench.commands.tasks_cmds:tasks",
+              "List the benchmark tasks; with --suite, the suite's zoos (with sizes) and..."),
+    "methods": ("zoo_bench.commands.methods_cmds:methods",
+                "List the registered predictors (decorator and entry-point plug-ins)."),
+    "run": ("zoo_bench.commands.run_cmds:run",
+            "Score methods on a suite: one stored row per (method, task, source, target,..."),
+    "leaderboard": (
+        "zoo_bench.commands.run_cmds:leaderboard",
+        "Rank methods per task: mean +- std of Kendall's tau over seeds, from stored...",
+    ),
+}
+ZOO_COMMANDS = {
+    "info": ("zoo_bench.commands.zoo_store:info",
+             "Show a zoo: architectures, counts, datasets, epochs, properties, size on disk."),
+    "import": ("zoo_bench.commands.zoo_store:import_",
+               "Convert a published zoo at SRC into a zoo folder at OUT."),
+    "list": ("zoo_bench.commands.catalog_cmds:list_zoos",
+             "Show every zoo in the catalog and which are already in the local cache."),
+    "download": ("zoo_bench.commands.catalog_cmds:download",
+                 "Download, verify, unpack and import the zoo NAME from the catalog (see `zoo..."),
+    "generate": ("zoo_bench.commands.generate_cmds:generate",
+                 "Train a preset's zoos (one per dataset x family), resuming unfinished ones."),
+}
 
 
-@click.group()
-@click.version_option(__version__, prog_name="zoo-bench")
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use; `--help` uses the stored help."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, _, attr = self.lazy[cmd_name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit=80)))
+            else:
+                rows.append((name, self.lazy[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.version_option(package_name="zoo-bench", prog_name="zoo-bench")
 def main() -> None:
     """zoo-bench: predict neural network properties from weights, on standard zoos and tasks."""
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy=ZOO_COMMANDS)
 def zoo() -> None:
     """Get, make and inspect model zoos."""
-
-
-from zoo_bench.commands.zoo_store import import_, info  # noqa: E402
-
-zoo.add_command(info)
-zoo.add_command(import_)
-
-from zoo_bench.commands.tasks_cmds import tasks  # noqa: E402
-
-main.add_command(tasks)
-
-from zoo_bench.commands.catalog_cmds import download, list_zoos  # noqa: E402
-
-zoo.add_command(list_zoos)
-zoo.add_command(download)
-
-from zoo_bench.commands.methods_cmds import methods  # noqa: E402
-
-main.add_command(methods)
-
-from zoo_bench.commands.run_cmds import leaderboard, run  # noqa: E402
-
-main.add_command(run)
-main.add_command(leaderboard)
-
-from zoo_bench.commands.generate_cmds import generate  # noqa: E402
-
-zoo.add_command(generate)

@@ -1,13 +1,23 @@
 """The leaderboard: per method and task, Kendall's tau as mean +- std over seeds, ranked.
 
+It reads only result rows and the expected cells (`zoo_bench.spec.Expected`). Every method
+with rows is shown, listed in the suite or not (plug-ins and variants included: a variant, a
+run with `--set` overrides, is its own row `method[key=value]`), with the seeds it has.
+
 How a number is made (the outputs repeat this):
 1. per (method, task, seed): the mean tau over all of that task's cells for that seed
    (every (source, target) zoo pair the task defines);
-2. per (method, task): mean and unbiased std of those per-seed values over the suite's seeds.
-A (method, task) is scored only when every expected cell (all seeds x all pairs) is stored with
-status `ok`; otherwise it is shown as incomplete (or not applicable) and nothing is averaged.
+2. per (method, task): mean and unbiased std of those per-seed values over the seeds.
+A (method, task) is *complete* when every expected cell (all seeds x all pairs) is stored with
+status `ok`; *partial* when every cell is stored but some are not applicable: its mean is over
+its k of n applicable cells, marked so, and ranked apart from the complete ones; *incomplete*
+when cells are missing (nothing is averaged); *n/a* when no cell applies.
 Complete methods are ranked by mean tau; a dagger marks a lead over the next-ranked method
 that is not significant (`zoo_bench.stats.paired_comparison` over the seeds).
+
+Zoo versions: a cell's row names the sha256 of its source and target zoos. For each zoo one
+version is shown (the current zoo's when given, else the one of the newest row); rows made on
+another version of a zoo are left out (they score other networks) and counted in the notes.
 """
 
 from __future__ import annotations
@@ -15,20 +25,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
-from zoo_bench.atomic import write_text_atomic
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK
+from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, method_label
+from zoo_bench.spec import Expected
 from zoo_bench.stats import aggregate, paired_comparison
-from zoo_bench.suite import Suite, present_zoos
-from zoo_bench.tasks import get_task, zoo_info
 
 COMPLETE = "complete"
+PARTIAL = "partial"
 INCOMPLETE = "incomplete"
 NOT_APPLICABLE = "not_applicable"
 NOT_SIGNIFICANT = "\u2020"
@@ -36,87 +45,64 @@ PAIR_HEADER = ("method", "task", "source", "target", "tau mean", "tau std", "see
 METHOD_NOTE = (
     "Kendall's tau on each task's test networks. Per seed, the mean over all of the task's "
     "(source, target) cells; then mean \u00b1 unbiased std over the seeds. A method missing "
-    "any expected cell is shown as incomplete and not averaged over what exists. "
+    "any expected cell is shown as incomplete and not averaged over what exists; one whose "
+    "missing cells are all not applicable is shown as partial (k/n cells), averaged over its "
+    "applicable cells and ranked apart (P#k). "
     f"(#k) is the rank; {NOT_SIGNIFICANT} marks a lead over the next-ranked method that is not "
-    "significant (paired test over seeds, p \u2265 0.05)."
+    "significant (paired test over seeds, p \u2265 0.05). method[key=value] is a variant: a "
+    "run with hyperparameter or budget overrides."
 )
 
-
-@dataclass(frozen=True)
-class Expected:
-    """The cells a complete leaderboard holds: per task, its (source, target) pairs x seeds."""
-
-    property: str
-    methods: tuple[str, ...]
-    tasks: tuple[str, ...]
-    seeds: tuple[int, ...]
-    pairs: Mapping[str, frozenset[tuple[str, str]]]
-    suite: str | None = None
-    inferred: bool = False
-
-    def n_cells(self, task: str) -> int:
-        return len(self.pairs.get(task, ())) * len(self.seeds)
-
-    @classmethod
-    def from_rows(
-        cls,
-        rows: pd.DataFrame,
-        property: str | None = None,
-        methods: Sequence[str] | None = None,
-        tasks: Sequence[str] | None = None,
-        seeds: Sequence[int] | None = None,
-        suite: str | None = None,
-    ) -> Expected:
-        """Infer what is expected from stored rows: each task's pairs are those any method has."""
-        props = sorted(set(rows["property"]))
-        if property is None:
-            if len(props) > 1:
-                raise ZooBenchError(
-                    f"the results hold several properties {props}; choose one with --property"
-                )
-            property = props[0] if props else "test_accuracy"
-        rows = rows[rows["property"] == property]
-        tasks = tuple(tasks) if tasks is not None else tuple(dict.fromkeys(rows["task"]))
-        pairs = {
-            t: frozenset(zip(g["source"], g["target"], strict=True))
-            for t, g in rows[rows["task"].isin(tasks)].groupby("task")
-        }
-        return cls(
-            property=property,
-            methods=tuple(methods) if methods is not None else tuple(dict.fromkeys(rows["method"])),
-            tasks=tasks,
-            seeds=tuple(seeds) if seeds is not None else tuple(sorted(set(rows["seed"]))),
-            pairs={t: pairs.get(t, frozenset()) for t in tasks},
-            suite=suite,
-            inferred=True,
-        )
+__all__ = [
+    "COMPLETE", "INCOMPLETE", "NOT_APPLICABLE", "PARTIAL", "Entry", "Expected", "Leaderboard",
+    "build_leaderboard", "expected_from_rows", "rich_table", "to_markdown", "zoo_versions",
+]
 
 
-def expected_for_suite(suite: Suite, rows: pd.DataFrame) -> Expected:
-    """What a complete run of `suite` stores: each task's pairs from the task definitions.
-
-    A generated suite knows every zoo's dataset and family up front; a catalog suite knows those
-    of the zoos in the cache, so pairs of zoos not present are taken from the stored rows (and
-    the leaderboard says the cell list was partly inferred).
-    """
-    infos = suite.expected_infos()
-    if not infos:
-        infos = {name: zoo_info(z) for name, z in present_zoos(suite).items()}
-    unknown = set(suite.zoo_names()) - set(infos)
-    pairs = {}
-    for task in suite.tasks:
-        defined = set(get_task(task).pairs(infos))
-        if unknown:
-            seen = rows[(rows["task"] == task) & (rows["property"] == suite.property)]
-            defined |= {
-                (s, t) for s, t in zip(seen["source"], seen["target"], strict=True)
-                if {s, t} & unknown and {s, t} <= set(suite.zoo_names())
-            }
-        pairs[task] = frozenset(defined)
+def expected_from_rows(
+    rows: pd.DataFrame,
+    property: str | None = None,
+    tasks: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    suite: str | None = None,
+) -> Expected:
+    """Infer what is expected from stored rows: each task's pairs are those any method has."""
+    props = sorted(set(rows["property"]))
+    if property is None:
+        if len(props) > 1:
+            raise ZooBenchError(
+                f"the results hold several properties {props}; choose one with --property"
+            )
+        property = props[0] if props else "test_accuracy"
+    rows = rows[rows["property"] == property]
+    tasks = tuple(tasks) if tasks is not None else tuple(dict.fromkeys(rows["task"]))
+    pairs = {
+        t: frozenset(zip(g["source"], g["target"], strict=True))
+        for t, g in rows[rows["task"].isin(tasks)].groupby("task")
+    }
+    labels = [method_label(m, v) for m, v in zip(rows["method"], rows["variant"], strict=True)]
     return Expected(
-        property=suite.property, methods=suite.methods, tasks=suite.tasks, seeds=suite.seeds,
-        pairs=pairs, suite=suite.name, inferred=bool(unknown),
+        property=property,
+        methods=tuple(dict.fromkeys(labels)),
+        tasks=tasks,
+        seeds=tuple(seeds) if seeds else tuple(sorted(set(rows["seed"]))),
+        pairs={t: pairs.get(t, frozenset()) for t in tasks},
+        suite=suite,
+        inferred=True,
     )
+
+
+def zoo_versions(rows: pd.DataFrame, current: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Zoo name -> the manifest sha256 shown: `current`'s, else that of the newest row."""
+    seen: dict[str, tuple[Any, str]] = {}
+    for col in ("source", "target"):
+        shas = rows[f"{col}_sha256"]
+        for name, sha, ts in zip(rows[col], shas, rows["timestamp"], strict=True):
+            if isinstance(sha, str) and (name not in seen or ts > seen[name][0]):
+                seen[name] = (ts, sha)
+    out = {name: sha for name, (_, sha) in seen.items()}
+    out.update({k: v for k, v in (current or {}).items() if k in out})
+    return out
 
 
 @dataclass
@@ -141,7 +127,8 @@ class Entry:
         return self.n_expected - self.n_ok - self.n_not_applicable
 
     def text(self) -> str:
-        """The entry as a leaderboard cell, e.g. `0.512 ± 0.031 (#1)†` or `incomplete (7/12)`."""
+        """The entry as a leaderboard cell, e.g. `0.512 ± 0.031 (#1)†`, `incomplete (7/12)` or
+        `0.410 ± 0.020 (partial 8/12 cells, P#1)`."""
         if self.state == NOT_APPLICABLE:
             return "n/a"
         if self.state == INCOMPLETE:
@@ -149,6 +136,9 @@ class Entry:
             return f"incomplete ({self.n_ok}/{self.n_expected}{extra})"
         std = "\u2013" if math.isnan(self.std) else f"{self.std:.3f}"
         mark = NOT_SIGNIFICANT if self.lead_significant is False else ""
+        if self.state == PARTIAL:
+            return (f"{self.mean:.3f} \u00b1 {std} (partial {self.n_ok}/{self.n_expected} cells, "
+                    f"P#{self.rank}){mark}")
         return f"{self.mean:.3f} \u00b1 {std} (#{self.rank}){mark}"
 
 
@@ -160,6 +150,10 @@ class Leaderboard:
     entries: dict[tuple[str, str], Entry]
     pairs: pd.DataFrame
     rows: pd.DataFrame
+    methods: tuple[str, ...] = ()
+    seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+    left_out: int = 0
 
     def entry(self, method: str, task: str) -> Entry:
         return self.entries[(method, task)]
@@ -180,12 +174,19 @@ class Leaderboard:
         )
 
     def board_header(self) -> list[str]:
-        return ["method", *(f"{t} ({self.expected.n_cells(t)} cells)" for t in self.expected.tasks)]
+        tasks = (f"{t} ({self.expected.n_cells(t)} cells)" for t in self.expected.tasks)
+        return ["method", *tasks, "seeds"]
 
     def board_rows(self) -> list[list[str]]:
-        """The leaderboard's text cells: one row per method, one column per task."""
+        """The leaderboard's text cells: one row per method, one column per task, its seeds."""
         exp = self.expected
-        return [[m, *(self.entry(m, t).text() for t in exp.tasks)] for m in exp.methods]
+        return [[m, *(self.entry(m, t).text() for t in exp.tasks), self.seeds_text(m)]
+                for m in self.methods]
+
+    def seeds_text(self, method: str) -> str:
+        """The seeds the method has any stored cell for (of the zoo versions shown, expected
+        or not), e.g. `0, 1`; `none` without rows."""
+        return ", ".join(map(str, self.seeds.get(method, ()))) or "none"
 
     def pair_rows(self) -> list[list[Any]]:
         """Per (method, task, source, target): tau mean and std over seeds, seeds stored."""
@@ -205,6 +206,7 @@ class Leaderboard:
 
         return {
             "cells": str(len(r)),
+            "zoo versions": ", ".join(f"{z} {h[:12]}" for z, h in sorted(self.versions.items())),
             "zoo-bench": distinct("zoo_bench_version"),
             "git commit": distinct("git_commit"),
             "torch": distinct("torch_version"),
@@ -222,27 +224,44 @@ def _compute_seconds(rows: pd.DataFrame) -> float:
     return float(fits + rows["predict_seconds"].fillna(0).sum())
 
 
-def build_leaderboard(rows: pd.DataFrame, expected: Expected) -> Leaderboard:
-    """Score every (method, task) of `expected` from result rows (see the module docstring)."""
-    wanted = rows[
-        (rows["property"] == expected.property)
-        & rows["method"].isin(expected.methods)
-        & rows["task"].isin(expected.tasks)
-        & rows["seed"].isin(expected.seeds)
-    ]
+def build_leaderboard(rows: pd.DataFrame, expected: Expected,
+                      current_versions: Mapping[str, str] | None = None) -> Leaderboard:
+    """Score every method with rows (and every method `expected` lists) on its tasks.
+
+    `current_versions` (zoo name -> manifest sha256, e.g. of the zoos in the cache) picks the
+    zoo versions shown; without it, each zoo's newest version among the rows.
+    """
+    rows = rows.copy()
+    if "variant" not in rows:
+        rows["variant"] = ""
+    rows["label"] = [method_label(m, v) for m, v in
+                     zip(rows["method"], rows["variant"].fillna(""), strict=True)]
+    wanted = rows[(rows["property"] == expected.property) & rows["task"].isin(expected.tasks)]
     in_pairs = [
         (s, t) in expected.pairs.get(task, ())
         for task, s, t in zip(wanted["task"], wanted["source"], wanted["target"], strict=True)
     ]
     wanted = wanted[pd.Series(in_pairs, index=wanted.index, dtype=bool)]
+    versions = zoo_versions(wanted, current_versions)
+    same = [
+        versions.get(s) in (None, a) and versions.get(t) in (None, b)
+        for s, t, a, b in zip(wanted["source"], wanted["target"], wanted["source_sha256"],
+                              wanted["target_sha256"], strict=True)
+    ]
+    current = wanted[pd.Series(same, index=wanted.index, dtype=bool)]
+    seeds = {m: tuple(sorted({int(x) for x in g["seed"]})) for m, g in current.groupby("label")}
+    kept = current[current["seed"].isin(expected.seeds)]
+    methods = tuple(dict.fromkeys([*expected.methods, *current["label"]]))
     entries = {
-        (m, t): _entry(m, t, wanted[(wanted["method"] == m) & (wanted["task"] == t)], expected)
-        for m in expected.methods
+        (m, t): _entry(m, t, kept[(kept["label"] == m) & (kept["task"] == t)], expected)
+        for m in methods
         for t in expected.tasks
     }
     for task in expected.tasks:
-        _rank([entries[(m, task)] for m in expected.methods])
-    return Leaderboard(expected, entries, _pair_means(wanted, expected), wanted)
+        _rank([entries[(m, task)] for m in methods], COMPLETE)
+        _rank([entries[(m, task)] for m in methods], PARTIAL)
+    return Leaderboard(expected, entries, _pair_means(kept, expected), kept, methods, seeds,
+                       versions, len(wanted) - len(current))
 
 
 def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> Entry:
@@ -253,18 +272,21 @@ def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> En
         state = NOT_APPLICABLE
     elif n_expected and n_ok == n_expected:
         state = COMPLETE
+    elif n_expected and n_ok and n_ok + n_na == n_expected:
+        state = PARTIAL
     else:
         state = INCOMPLETE
     entry = Entry(method, task, state, n_expected, n_ok, n_na)
-    if state == COMPLETE:
-        per_seed = rows.groupby("seed")["kendall_tau"].mean()
+    if state in (COMPLETE, PARTIAL):
+        ok = rows[rows["status"] == STATUS_OK]
+        per_seed = ok.groupby("seed")["kendall_tau"].mean()
         entry.per_seed = {int(s): float(v) for s, v in per_seed.items()}
         entry.mean, entry.std, _ = aggregate(entry.per_seed)
     return entry
 
 
-def _rank(entries: Iterable[Entry]) -> None:
-    ranked = sorted((e for e in entries if e.state == COMPLETE), key=lambda e: (-e.mean, e.method))
+def _rank(entries: Iterable[Entry], state: str) -> None:
+    ranked = sorted((e for e in entries if e.state == state), key=lambda e: (-e.mean, e.method))
     for i, e in enumerate(ranked):
         e.rank = i + 1
         if i + 1 < len(ranked):
@@ -275,8 +297,9 @@ def _rank(entries: Iterable[Entry]) -> None:
 def _pair_means(rows: pd.DataFrame, expected: Expected) -> pd.DataFrame:
     """Mean / std tau over seeds per (method, task, source, target); NaN unless every seed is ok."""
     ok = rows[rows["status"] == STATUS_OK]
-    g = ok.groupby(["method", "task", "source", "target"])["kendall_tau"]
+    g = ok.groupby(["label", "task", "source", "target"])["kendall_tau"]
     out = g.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    out = out.rename(columns={"label": "method"})
     short = out["n_seeds"] < len(expected.seeds)
     out.loc[short, ["mean", "std"]] = math.nan
     return out
@@ -294,6 +317,13 @@ def title(lb: Leaderboard) -> str:
 def notes(lb: Leaderboard) -> list[str]:
     """Footnotes every output carries: how numbers are made and what the cell list rests on."""
     out = [METHOD_NOTE]
+    if lb.versions:
+        out.append(
+            "Zoo versions shown (manifest sha256): "
+            + ", ".join(f"{z} {sha[:12]}" for z, sha in sorted(lb.versions.items())) + "."
+            + (f" {lb.left_out} stored rows made on other versions of these zoos are left out."
+               if lb.left_out else "")
+        )
     if lb.expected.inferred:
         out.append(
             "The expected cells were (partly) inferred from the stored results: pairs any method "
@@ -304,19 +334,21 @@ def notes(lb: Leaderboard) -> list[str]:
 
 def rich_table(lb: Leaderboard) -> Table:
     """The leaderboard as a rich table for the terminal."""
-    table = Table(title=title(lb), caption=notes(lb)[0], caption_justify="left")
+    table = Table(title=escape(title(lb)), caption=escape(" ".join(notes(lb)[:2])),
+                  caption_justify="left")
     header = lb.board_header()
     table.add_column(header[0], style="bold")
     for name in header[1:]:
         table.add_column(name, justify="right")
-    for m in lb.expected.methods:
+    for m in lb.methods:
         cells = []
         for t in lb.expected.tasks:
             e = lb.entry(m, t)
-            styles = {COMPLETE: "green" if e.rank == 1 else "", INCOMPLETE: "yellow"}
+            styles = {COMPLETE: "green" if e.rank == 1 else "", INCOMPLETE: "yellow",
+                      PARTIAL: "cyan"}
             style = styles.get(e.state, "dim")
-            cells.append(f"[{style}]{e.text()}[/]" if style else e.text())
-        table.add_row(m, *cells)
+            cells.append(f"[{style}]{escape(e.text())}[/]" if style else escape(e.text()))
+        table.add_row(escape(m), *cells, lb.seeds_text(m))
     return table
 
 
@@ -338,14 +370,3 @@ def to_markdown(lb: Leaderboard) -> str:
 def format_tau(v: float) -> str:
     """Three decimals, or a dash for a missing value."""
     return "\u2013" if v is None or math.isnan(v) else f"{v:.3f}"
-
-
-def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
-    """Write leaderboard.md and the self-contained leaderboard.html into `out` (atomically)."""
-    from zoo_bench.report_html import render_html
-
-    out = Path(out)
-    paths = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html"}
-    write_text_atomic(paths["markdown"], to_markdown(lb))
-    write_text_atomic(paths["html"], render_html(lb))
-    return paths

@@ -9,22 +9,21 @@ never imports a method's package by name.
 from __future__ import annotations
 
 import abc
-import difflib
 import functools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from zoo_bench.arch import Architecture
 from zoo_bench.errors import RegistryError, ZooBenchError
+from zoo_bench.registry import PREDICTORS, Entry, same_definition
 from zoo_bench.store import Zoo
 
-ENTRY_POINT_GROUP = "zoo_bench.predictors"
+ENTRY_POINT_GROUP = PREDICTORS.group
 DEVICES = ("cpu", "cuda", "auto")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
@@ -221,23 +220,10 @@ def _checked_predict(fn: Callable) -> Callable:
     return predict
 
 
-# --- registry -----------------------------------------------------------------------------
+# --- registry (one `zoo_bench.registry.Registry`, shared with tasks, importers, ...) --------
 
 P = TypeVar("P", bound=type[Predictor])
-
-
-@dataclass(frozen=True)
-class PredictorInfo:
-    """Where a registered name comes from: its class (None if it failed to load) and origin."""
-
-    name: str
-    cls: type[Predictor] | None
-    origin: str
-    error: str = ""
-
-
-_decorated: dict[str, PredictorInfo] = {}
-_entry_points: dict[str, PredictorInfo] | None = None
+PredictorInfo = Entry  # name, obj (the class, None if it failed to load), origin, error
 
 
 def register_predictor(name: str) -> Callable[[P], P]:
@@ -254,73 +240,15 @@ def register_predictor(name: str) -> Callable[[P], P]:
                 f"@register_predictor({name!r}) needs a subclass of zoo_bench.Predictor, "
                 f"got {cls!r}"
             )
-        old = _decorated.get(name)
-        if old is not None and not _same_class(old.cls, cls):
-            raise RegistryError(
-                f"predictor name {name!r} is already registered by {old.origin}; pick another name"
-            )
-        if cls.__dict__.get("name") and cls.__dict__["name"] != name:
-            raise RegistryError(f"{cls.__qualname__} is already registered as {cls.name!r}")
-        cls.name = name
         origin = f"{cls.__module__}.{cls.__qualname__} (decorator)"
-        _decorated[name] = PredictorInfo(name, cls, origin)
-        return cls
+        return PREDICTORS.register(name, cls, origin, same=same_definition)
 
     return deco
 
 
-def _same_class(a: type | None, b: type) -> bool:
-    """The same class, or the same definition re-executed (module reload)."""
-    return a is b or (
-        a is not None and a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__
-    )
-
-
-def _load_entry_points() -> dict[str, PredictorInfo]:
-    """Import every entry point of the group; failures are recorded, not raised."""
-    found: dict[str, PredictorInfo] = {}
-    values: dict[str, str] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
-        origin = f"{ep.value} (entry point of {dist})"
-        if ep.name in values:
-            if values[ep.name] != ep.value:
-                found[ep.name] = PredictorInfo(
-                    ep.name, None, f"{found[ep.name].origin}; {origin}",
-                    "two distributions declare this name; uninstall one of them",
-                )
-            continue
-        values[ep.name] = ep.value
-        found[ep.name] = _load_one(ep, origin)
-    return found
-
-
-def _load_one(ep: metadata.EntryPoint, origin: str) -> PredictorInfo:
-    try:
-        cls = ep.load()
-    except Exception as e:  # a broken plug-in must not break the others
-        return PredictorInfo(ep.name, None, origin, f"import failed: {type(e).__name__}: {e}")
-    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
-        error = f"{ep.value} is not a zoo_bench.Predictor subclass"
-        return PredictorInfo(ep.name, None, origin, error)
-    own = cls.__dict__.get("name")
-    if own and own != ep.name:
-        return PredictorInfo(
-            ep.name, None, origin, f"{ep.value} is already registered as {own!r}; use one name"
-        )
-    deco = _decorated.get(ep.name)
-    if deco is not None and not _same_class(deco.cls, cls):
-        return PredictorInfo(ep.name, None, origin, f"name taken by {deco.origin}")
-    cls.name = ep.name
-    return PredictorInfo(ep.name, cls, origin)
-
-
-def describe_predictors(refresh: bool = False) -> dict[str, PredictorInfo]:
+def describe_predictors(refresh: bool = False) -> dict[str, Entry]:
     """Every known name with its origin, including plug-ins that failed to load (with the error)."""
-    global _entry_points
-    if _entry_points is None or refresh:
-        _entry_points = _load_entry_points()
-    return dict(sorted({**_entry_points, **_decorated}.items()))
+    return PREDICTORS.describe(refresh)
 
 
 def available_predictors(refresh: bool = False) -> dict[str, type[Predictor]]:
@@ -328,20 +256,9 @@ def available_predictors(refresh: bool = False) -> dict[str, type[Predictor]]:
 
     `refresh=True` re-reads the installed entry points (after installing a plug-in at runtime).
     """
-    return {n: i.cls for n, i in describe_predictors(refresh).items() if i.cls is not None}
+    return PREDICTORS.available(refresh)
 
 
 def get_predictor(name: str) -> type[Predictor]:
     """The class registered as `name`; a typo gets a "did you mean" and the list of names."""
-    infos = describe_predictors()
-    info = infos.get(name)
-    if info is not None and info.cls is not None:
-        return info.cls
-    if info is not None:
-        raise RegistryError(f"predictor {name!r} from {info.origin} cannot be used: {info.error}")
-    close = difflib.get_close_matches(name, list(infos), n=3)
-    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
-    raise RegistryError(
-        f"unknown predictor {name!r}{hint} Known predictors: {', '.join(infos) or 'none'}. "
-        f"Add one with @zoo_bench.register_predictor or the entry-point group {ENTRY_POINT_GROUP!r}"
-    )
+    return PREDICTORS.get(name)

@@ -12,19 +12,23 @@ import io
 import math
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from zoo_bench.atomic import write_text_atomic
 from zoo_bench.leaderboard import (
     COMPLETE,
     INCOMPLETE,
     PAIR_HEADER,
+    PARTIAL,
     Leaderboard,
     notes,
     title,
+    to_markdown,
 )
 
 CSS = """
@@ -37,6 +41,7 @@ th:first-child, td:first-child { text-align: left; }
 thead th { background: #f0f3f7; }
 td.rank1 { background: #e3f4e1; font-weight: 600; }
 td.incomplete { color: #9a6700; background: #fff8e1; }
+td.partial { color: #05596b; background: #e6f6f9; }
 td.na { color: #888; }
 p.note { color: #555; font-size: 0.92em; max-width: 60em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -55,13 +60,13 @@ def bars_figure(lb: Leaderboard) -> Figure:
     exp = lb.expected
     fig = Figure(figsize=(max(6.0, 1.8 * len(exp.tasks) + 2.5), 4.2), layout="constrained")
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(exp.methods))
+    width = 0.8 / max(1, len(lb.methods))
     x = np.arange(len(exp.tasks))
-    for i, m in enumerate(exp.methods):
+    for i, m in enumerate(lb.methods):
         entries = [lb.entry(m, t) for t in exp.tasks]
         means = [e.mean if e.state == COMPLETE else math.nan for e in entries]
         stds = [0.0 if math.isnan(e.std) else e.std for e in entries]
-        ax.bar(x + (i - (len(exp.methods) - 1) / 2) * width, means, width, yerr=stds,
+        ax.bar(x + (i - (len(lb.methods) - 1) / 2) * width, means, width, yerr=stds,
                capsize=3, label=m)
     ax.set_xticks(x, [f"{t}" for t in exp.tasks])
     ax.axhline(0, color="#444", linewidth=0.8)
@@ -98,7 +103,7 @@ def _short_names(names: Sequence[str]) -> tuple[list[str], str]:
 def heatmap_methods(lb: Leaderboard, task: str) -> list[str]:
     """Methods with at least one (source, target) mean for the task (all seeds stored)."""
     sel = lb.pairs[(lb.pairs["task"] == task) & lb.pairs["mean"].notna()]
-    return [m for m in lb.expected.methods if m in set(sel["method"])]
+    return [m for m in lb.methods if m in set(sel["method"])]
 
 
 def heatmap_figure(lb: Leaderboard, task: str) -> Figure | None:
@@ -160,6 +165,8 @@ def _cell_class(lb: Leaderboard, method: str, task: str) -> str:
     e = lb.entry(method, task)
     if e.state == COMPLETE:
         return "rank1" if e.rank == 1 else ""
+    if e.state == PARTIAL:
+        return "partial"
     return "incomplete" if e.state == INCOMPLETE else "na"
 
 
@@ -176,19 +183,20 @@ def render_html(lb: Leaderboard) -> str:
     board = _table(
         lb.board_header(),
         lb.board_rows(),
-        [["", *(_cell_class(lb, m, t) for t in exp.tasks)] for m in exp.methods],
+        [["", *(_cell_class(lb, m, t) for t in exp.tasks), ""] for m in lb.methods],
     )
     parts = [f"<h1>{html.escape(title(lb))}</h1>", board]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes(lb)]
     parts += [
         "<h2>Kendall's tau per task</h2>",
         _figure(bars_figure(lb), "bar chart of mean Kendall's tau per task and method",
-                "Bars: mean over seeds; error bars: unbiased std. Incomplete entries have no bar."),
+                "Bars: mean over seeds; error bars: unbiased std. Only complete entries have a "
+                "bar (partial and incomplete ones have none)."),
     ]
     for task in exp.tasks:
         fig = heatmap_figure(lb, task)
         if fig is not None:
-            absent = [m for m in exp.methods if m not in heatmap_methods(lb, task)]
+            absent = [m for m in lb.methods if m not in heatmap_methods(lb, task)]
             missing = f" No complete cell stored for: {', '.join(absent)}." if absent else ""
             parts += [
                 f"<h2>Task {html.escape(task)}: tau per source and target zoo</h2>",
@@ -209,3 +217,12 @@ def render_html(lb: Leaderboard) -> str:
         f"<title>{html.escape(title(lb))}</title><style>{CSS}</style></head>\n"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def write_outputs(lb: Leaderboard, out: Path) -> dict[str, Path]:
+    """Write leaderboard.md and the self-contained leaderboard.html into `out` (atomically)."""
+    out = Path(out)
+    paths = {"markdown": out / "leaderboard.md", "html": out / "leaderboard.html"}
+    write_text_atomic(paths["markdown"], to_markdown(lb))
+    write_text_atomic(paths["html"], render_html(lb))
+    return paths

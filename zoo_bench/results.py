@@ -3,10 +3,14 @@
 Layout of a results folder:
     cells/<method>/<task>/<key>.parquet        one row: the cell's scores and provenance
     predictions/<method>/<task>/<key>.parquet  one row per test network: network_id, y_true, y_pred
-`<key>` hashes the cell's identity (method, task, source, target, seed, property). Each file is
+`<key>` hashes the cell's identity (method, task, source, target, seed, property, and the
+variant: the command-line overrides a run used, when there are any). Each file is
 written under a temporary name and renamed into place, predictions before the row, so a cell
 file exists only when its cell is complete: a killed run loses at most the cells in flight.
 Reading a table concatenates the files.
+
+Rows carry `schema_version` (`SCHEMA_VERSION`); tables written by older versions (without the
+newer columns) still read: missing columns come back empty and `schema_version` as 1.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,13 +31,16 @@ import pyarrow.parquet as pq
 
 from zoo_bench.atomic import replace_atomic
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.evaluator import Evaluator
+
+if TYPE_CHECKING:
+    from zoo_bench.evaluator import Evaluator
 
 CELLS = "cells"
 PREDICTIONS = "predictions"
 STATUS_OK = "ok"
 STATUS_NOT_APPLICABLE = "not_applicable"
 STATUS_ERROR = "error"
+SCHEMA_VERSION = 2  # 1: before schema_version, variants, versions and training outcome
 METRICS = ("kendall_tau", "kendall_tau_lo", "kendall_tau_hi", "spearman", "r2", "mae", "n")
 KEY_FIELDS = ("method", "task", "source", "target", "seed", "property")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -46,6 +53,7 @@ KEY_SCHEMA = [
     pa.field("seed", pa.int64(), nullable=False),
     pa.field("property", pa.string(), nullable=False),
     pa.field("cell_key", pa.string(), nullable=False),
+    pa.field("variant", pa.string()),
 ]
 ROW_SCHEMA = pa.schema(
     KEY_SCHEMA
@@ -85,6 +93,15 @@ ROW_SCHEMA = pa.schema(
         pa.field("peak_rss_mb", pa.float64()),
         pa.field("peak_cuda_mb", pa.float64()),
         pa.field("timestamp", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("schema_version", pa.int64()),
+        pa.field("task_version", pa.int64()),
+        pa.field("method_version", pa.string()),
+        pa.field("overrides", pa.string()),
+        pa.field("epochs_run", pa.int64()),
+        pa.field("steps_run", pa.int64()),
+        pa.field("best_epoch", pa.int64()),
+        pa.field("best_step", pa.int64()),
+        pa.field("stop_reason", pa.string()),
     ]
 )
 PREDICTION_SCHEMA = pa.schema(
@@ -107,6 +124,7 @@ class CellKey:
     target: str
     seed: int
     property: str
+    variant: str = ""
 
     def __post_init__(self) -> None:
         for name in ("method", "task"):
@@ -118,9 +136,19 @@ class CellKey:
 
     @property
     def digest(self) -> str:
-        """16 hex digits of the sha256 of the key's fields: the cell's file name."""
-        text = json.dumps([getattr(self, f) for f in KEY_FIELDS], separators=(",", ":"))
+        """16 hex digits of the sha256 of the key's fields: the cell's file name.
+
+        The default configuration (no variant) hashes as it always has, so its stored cells
+        keep their names; a variant is part of the hash, so it never shares a file with them.
+        """
+        fields = [getattr(self, f) for f in KEY_FIELDS] + ([self.variant] if self.variant else [])
+        text = json.dumps(fields, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        """The method as shown on the leaderboard: `name`, or `name[key=value,...]`."""
+        return method_label(self.method, self.variant)
 
     def as_dict(self) -> dict[str, Any]:
         """The key columns of a row, `cell_key` included."""
@@ -128,13 +156,20 @@ class CellKey:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> CellKey:
-        return cls(**{f: (int(row[f]) if f == "seed" else str(row[f])) for f in KEY_FIELDS})
+        fields = {f: (int(row[f]) if f == "seed" else str(row[f])) for f in KEY_FIELDS}
+        variant = row.get("variant")
+        return cls(**fields, variant=variant if isinstance(variant, str) else "")
+
+
+def method_label(method: str, variant: str | None) -> str:
+    """`method`, or `method[variant]` for a run with overrides."""
+    return f"{method}[{variant}]" if variant else method
 
 
 def new_row(key: CellKey, **fields: Any) -> dict[str, Any]:
     """A result row for `key`: every schema column present, unset ones None, `fields` applied."""
     row: dict[str, Any] = dict.fromkeys(ROW_SCHEMA.names)
-    row.update(key.as_dict())
+    row.update(key.as_dict(), schema_version=SCHEMA_VERSION)
     unknown = sorted(set(fields) - set(row))
     if unknown:
         raise ZooBenchError(
@@ -202,10 +237,28 @@ def write_cell(
 
 def cell_status(results: Path, key: CellKey) -> str | None:
     """The stored status of a cell (`ok`, `not_applicable`, `error`), or None if it has no row."""
+    row = stored_row(results, key)
+    return None if row is None else str(row["status"])
+
+
+def stored_row(results: Path, key: CellKey) -> dict[str, Any] | None:
+    """The stored row of a cell as a dict (columns an older schema lacks are None)."""
     path = cell_path(results, key)
     if not path.exists():
         return None
-    return str(pq.read_table(path, columns=["status"]).column("status")[0].as_py())
+    table = pq.read_table(path)
+    row = dict.fromkeys(ROW_SCHEMA.names)
+    row.update({name: table.column(name)[0].as_py() for name in table.column_names})
+    return _upgrade(row)
+
+
+def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
+    """Defaults for the columns a schema-1 row lacks."""
+    if row.get("schema_version") is None:
+        row["schema_version"] = 1
+    if row.get("variant") is None:
+        row["variant"] = ""
+    return row
 
 
 def _files(root: Path) -> list[str]:
@@ -215,11 +268,17 @@ def _files(root: Path) -> list[str]:
 
 
 def _read(root: Path, schema: pa.Schema, filter_expr: ds.Expression | None = None) -> pd.DataFrame:
+    """The files under `root` in `schema`; columns an older file lacks are filled with nulls."""
     files = _files(root)
     if not files:
-        return schema.empty_table().to_pandas()
-    table = ds.dataset(files, schema=schema, format="parquet").to_table(filter=filter_expr)
-    return table.to_pandas()
+        frame = schema.empty_table().to_pandas()
+    else:
+        table = ds.dataset(files, schema=schema, format="parquet").to_table(filter=filter_expr)
+        frame = table.to_pandas()
+    frame["variant"] = frame["variant"].fillna("").astype(str)
+    if "schema_version" in frame:
+        frame["schema_version"] = frame["schema_version"].fillna(1).astype("int64")
+    return frame
 
 
 def read_cells(results: Path) -> pd.DataFrame:
@@ -238,7 +297,10 @@ def rescore(results: Path, evaluator: Evaluator | None = None) -> pd.DataFrame:
 
     Returns one row per cell: the key columns plus the evaluator's metrics.
     """
-    evaluator = evaluator or Evaluator()
+    if evaluator is None:
+        from zoo_bench.evaluator import Evaluator
+
+        evaluator = Evaluator()
     cells = read_cells(results)
     cells = cells[cells["status"] == STATUS_OK]
     preds = read_predictions(results, cells["cell_key"])
@@ -246,8 +308,9 @@ def rescore(results: Path, evaluator: Evaluator | None = None) -> pd.DataFrame:
     for key, group in preds.groupby("cell_key", sort=True):
         first = group.iloc[0]
         scores = evaluator.eval(group["y_true"].to_numpy(), group["y_pred"].to_numpy())
-        out.append({**{f: first[f] for f in KEY_FIELDS}, "cell_key": key, **scores})
-    columns = [*KEY_FIELDS, "cell_key", *METRICS]
+        out.append({**{f: first[f] for f in KEY_FIELDS}, "variant": first["variant"],
+                    "cell_key": key, **scores})
+    columns = [*KEY_FIELDS, "variant", "cell_key", *METRICS]
     return pd.DataFrame(out, columns=columns)
 
 

@@ -1,15 +1,19 @@
 """Running a benchmark: every method on every task cell and seed, stored cell by cell.
 
-A job is one method on one task cell. For each method the jobs are grouped by the cell's
-`fit_key` (same source zoo, seed, train/val split and property): the predictor is fitted once
-per group, then predicts each target's test split, and each cell is scored by the `Evaluator`
-and written atomically with its predictions (`zoo_bench.results`). Cells whose architectures the
-method does not support are stored as `not_applicable`; a cell whose fit or prediction raises
-is stored as `error` (with the message) and the run goes on.
+A job is one method (with its variant: the overrides of `--set`, if any) on one task cell. For
+each method the jobs are grouped by the cell's `fit_key` (same source zoo, seed, train/val split
+and property): the predictor is fitted once per group, then predicts each target's test split,
+and each cell is scored by the `Evaluator` and written atomically with its predictions
+(`zoo_bench.results`). Cells whose architectures the method does not support (`supports` before
+the fit, `can_predict` after it) are stored as `not_applicable`; a cell whose fit or prediction
+raises is stored as `error` (with the message) and the run goes on.
 
-Overwrite modes: `only-missing` skips cells stored as ok / not applicable (a killed run resumes
-where it stopped; a group with nothing left is not fitted); `never` refuses to start if any
-planned cell is stored; `always` recomputes everything.
+Overwrite modes: `only-missing` skips cells stored as ok / not applicable *and still current*
+(a killed run resumes where it stopped; a group with nothing left is not fitted). A stored cell
+is current when its zoo and split hashes, the method's hyperparameters, budget and code
+`version`, and the task's `version` all equal the ones this run would use; a stale cell is
+recomputed, never kept. `never` refuses to start if any planned cell is stored; `always`
+recomputes everything.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,6 @@ from rich.progress import (
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
-from zoo_bench.leaderboard import Expected
 from zoo_bench.predictor import Budget, FitContext, Predictor, get_predictor
 from zoo_bench.provenance import RunProvenance, now, peak_cuda_mb, peak_rss_mb, reset_peak_cuda
 from zoo_bench.results import (
@@ -45,50 +49,71 @@ from zoo_bench.results import (
     STATUS_NOT_APPLICABLE,
     STATUS_OK,
     CellKey,
-    cell_status,
     hparams_json,
     new_row,
+    stored_row,
     write_cell,
 )
+from zoo_bench.spec import BUDGET_LIMITS, DEFAULT_BUDGET, OVERWRITE_MODES, Expected
 from zoo_bench.store import Zoo
-from zoo_bench.suite import Suite, ensure_zoos
+from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
 from zoo_bench.training import resolve_device
 
-OVERWRITE_MODES = ("only-missing", "never", "always")
-BUDGET_KEYS = ("max_epochs", "max_seconds")
+BUDGET_KEYS = BUDGET_LIMITS
 DONE = (STATUS_OK, STATUS_NOT_APPLICABLE)
+LOG_EVERY = 30.0  # seconds between plain progress lines when stdout is not a terminal
 
 
 @dataclass(frozen=True)
 class Job:
-    """One method on one task cell."""
+    """One method (with its overrides, canonical JSON; "" for none) on one task cell."""
 
     method: str
     cell: Cell
+    overrides: str = ""
+
+    @property
+    def override_dict(self) -> dict[str, Any]:
+        return json.loads(self.overrides) if self.overrides else {}
+
+    @property
+    def variant(self) -> str:
+        """The overrides as a label, e.g. `lr=0.01` ("" for the default configuration)."""
+        return variant_label(self.override_dict)
 
     @property
     def key(self) -> CellKey:
         c = self.cell
-        return CellKey(self.method, c.task, c.source, c.target, c.seed, c.property)
+        return CellKey(self.method, c.task, c.source, c.target, c.seed, c.property, self.variant)
 
     @property
     def fit_key(self) -> str:
-        """16 hex digits naming the fit this cell shares (method + the cell's fit key)."""
-        text = json.dumps([self.method, *self.cell.fit_key])
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """16 hex digits naming the fit this cell shares (method, variant + the cell's fit key)."""
+        parts = [self.method, *self.cell.fit_key] + ([self.variant] if self.variant else [])
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 @dataclass
 class RunReport:
-    """What a run planned, skipped, computed, found not applicable, and where it failed."""
+    """What a run planned, skipped, computed, found stale, not applicable, and where it failed."""
 
     results: Path
     planned: list[CellKey]
     skipped: list[CellKey] = field(default_factory=list)
+    stale: list[CellKey] = field(default_factory=list)
     computed: list[CellKey] = field(default_factory=list)
     not_applicable: list[CellKey] = field(default_factory=list)
     errors: dict[CellKey, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """What one (method, overrides) runs with: budget table, hyperparameters, code version."""
+
+    budget: dict[str, Any]
+    hparams: str
+    version: str
 
 
 def plan_jobs(
@@ -100,15 +125,21 @@ def plan_jobs(
     epochs: str = "final",
     options: Mapping[str, Any] | None = None,
     split_root: Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Job]:
-    """Every (method, cell) of the tasks on these zoos for these seeds (splits made as needed)."""
+    """Every (method, cell) of the tasks on these zoos for these seeds (splits made as needed).
+
+    `overrides` ({method: {key: value}}) makes that method's jobs a variant.
+    """
     cells = [
         cell
         for task in tasks
         for seed in seeds
         for cell in get_task(task).cells(zoos, seed, property, epochs, split_root, options)
     ]
-    return [Job(m, c) for m in methods for c in cells]
+    over = {m: dict((overrides or {}).get(m, {})) for m in methods}
+    text = {m: json.dumps(o, sort_keys=True) if o else "" for m, o in over.items()}
+    return [Job(m, c, text[m]) for m in methods for c in cells]
 
 
 def make_predictor(method: str, budget: Mapping[str, Any] | None) -> tuple[Predictor, Budget]:
@@ -118,14 +149,62 @@ def make_predictor(method: str, budget: Mapping[str, Any] | None) -> tuple[Predi
     return get_predictor(method)(**budget), Budget(**limits)
 
 
-def _todo(jobs: Sequence[Job], results: Path, overwrite: str, report: RunReport) -> list[Job]:
+def method_version(method: str) -> str:
+    """The predictor class's declared code `version` (default "1"), as recorded in rows."""
+    return str(getattr(get_predictor(method), "version", "1"))
+
+
+def _configs(jobs: Sequence[Job], budgets: Mapping[str, Mapping[str, Any]] | None,
+             suite: Suite | None) -> dict[tuple[str, str], MethodConfig]:
+    """The config of every (method, overrides) among the jobs; bad hyperparameters fail here."""
+    out = {}
+    for method, overrides in dict.fromkeys((j.method, j.overrides) for j in jobs):
+        if budgets is not None and method in budgets:
+            base = dict(budgets[method])
+        elif budgets is not None and DEFAULT_BUDGET in budgets:
+            base = dict(budgets[DEFAULT_BUDGET])
+        else:
+            base = method_budget(suite, method)
+        table = {**base, **(json.loads(overrides) if overrides else {})}
+        predictor, _ = make_predictor(method, table)
+        out[(method, overrides)] = MethodConfig(table, hparams_json(predictor.hparams()),
+                                                method_version(method))
+    return out
+
+
+def stale_reason(job: Job, row: Mapping[str, Any], config: MethodConfig) -> str:
+    """Why a stored row does not hold what this job would compute now ("" when it does)."""
+    c = job.cell
+    now_values = {
+        "source_sha256": c.source_split.zoo_manifest_sha256,
+        "target_sha256": c.target_split.zoo_manifest_sha256,
+        "split_sha256_train": c.train_sha256, "split_sha256_val": c.val_sha256,
+        "split_sha256_test": c.test_sha256,
+        "task_version": get_task(c.task).version,
+        "method_version": config.version,
+    }
+    stored = {**row}
+    stored["task_version"] = 1 if row.get("task_version") is None else row["task_version"]
+    stored["method_version"] = row.get("method_version") or "1"
+    for name, value in now_values.items():
+        if stored.get(name) != value:
+            return f"{name} {stored.get(name)!r} != {value!r}"
+    if row.get("hparams") is not None and json.loads(row["hparams"]) != json.loads(config.hparams):
+        return "hyperparameters changed"
+    if json.loads(row.get("budget") or "{}") != config.budget:
+        return "budget changed"
+    return ""
+
+
+def _todo(jobs: Sequence[Job], results: Path, overwrite: str, report: RunReport,
+          configs: Mapping[tuple[str, str], MethodConfig]) -> list[Job]:
     if overwrite not in OVERWRITE_MODES:
         raise ZooBenchError(f"overwrite must be one of {OVERWRITE_MODES}, got {overwrite!r}")
     if overwrite == "always":
         return list(jobs)
-    status = {j.key: cell_status(results, j.key) for j in jobs}
+    rows = {j.key: stored_row(results, j.key) for j in jobs}
     if overwrite == "never":
-        stored = [k for k, s in status.items() if s is not None]
+        stored = [k for k, r in rows.items() if r is not None]
         if stored:
             k = stored[0]
             raise ZooBenchError(
@@ -134,8 +213,17 @@ def _todo(jobs: Sequence[Job], results: Path, overwrite: str, report: RunReport)
                 "use --overwrite only-missing to finish the rest or --overwrite always to redo them"
             )
         return list(jobs)
-    report.skipped = [j.key for j in jobs if status[j.key] in DONE]
-    return [j for j in jobs if status[j.key] not in DONE]
+    todo = []
+    for j in jobs:
+        row = rows[j.key]
+        if row is None or row["status"] not in DONE:
+            todo.append(j)
+        elif stale_reason(j, row, configs[(j.method, j.overrides)]):
+            report.stale.append(j.key)
+            todo.append(j)
+        else:
+            report.skipped.append(j.key)
+    return todo
 
 
 def _groups(jobs: Iterable[Job]) -> list[list[Job]]:
@@ -145,8 +233,11 @@ def _groups(jobs: Iterable[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
-def _supports(predictor: Predictor, *zoos: Zoo) -> bool:
-    return all(predictor.supports(z.architectures[a]) for z in zoos for a in z.arch_groups())
+def _applicable(predictor: Predictor, *zoos: Zoo) -> bool:
+    """`can_predict(arch)` once fitted (when the predictor has it), else `supports(arch)`."""
+    check = getattr(predictor, "can_predict", None) if predictor.fitted else None
+    check = check or predictor.supports
+    return all(check(z.architectures[a]) for z in zoos for a in z.arch_groups())
 
 
 def _error_text(e: BaseException) -> str:
@@ -154,16 +245,34 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}\n{tail}"
 
 
-class _Runner:
-    """State shared by the cells of one run: where to write, provenance, budgets, display."""
+def training_outcome(predictor: Predictor) -> dict[str, Any]:
+    """Epochs and steps run, best epoch and step, stop reason: from `train_result` if any."""
+    result = getattr(predictor, "train_result", None)
+    if result is None:
+        return {}
 
-    def __init__(self, results: Path, device: str, budgets: Mapping[str, Mapping[str, Any]],
-                 suite: str | None, evaluator: Evaluator, progress: bool, report: RunReport,
+    def number(name: str) -> int | None:
+        value = getattr(result, name, None)
+        return int(value) if value is not None else None
+
+    return {
+        "epochs_run": number("epochs"), "best_epoch": number("best_epoch"),
+        "steps_run": number("steps") or None, "best_step": number("best_step") or None,
+        "stop_reason": getattr(result, "stopped_by", None),
+    }
+
+
+class _Runner:
+    """State shared by the cells of one run: where to write, provenance, configs, display."""
+
+    def __init__(self, results: Path, device: str,
+                 configs: Mapping[tuple[str, str], MethodConfig], suite: str | None,
+                 evaluator: Evaluator, progress: bool, report: RunReport,
                  advance: Callable[[Job, str], None]):
         FitContext(device=device)  # a malformed device string fails here, before any fit
         self.results = Path(results)
         self.device = device
-        self.budgets = budgets
+        self.configs = configs
         self.suite = suite
         self.evaluator = evaluator
         self.progress = progress
@@ -181,6 +290,9 @@ class _Runner:
             split_sha256_test=c.test_sha256,
             source_sha256=c.source_split.zoo_manifest_sha256,
             target_sha256=c.target_split.zoo_manifest_sha256,
+            task_version=get_task(c.task).version,
+            method_version=self.configs[(job.method, job.overrides)].version,
+            overrides=job.overrides or None,
             peak_rss_mb=peak_rss_mb(), peak_cuda_mb=peak_cuda_mb(self.torch_device),
             timestamp=now(), **self.prov.as_dict(), **fields,
         )
@@ -188,12 +300,12 @@ class _Runner:
     def run_group(self, group: list[Job]) -> None:
         """Fit once for the group's shared training data, then score and store each cell."""
         first = group[0]
-        budget_table = self.budgets.get(first.method, {})
-        common: dict[str, Any] = {"budget": json.dumps(dict(budget_table), sort_keys=True)}
+        config = self.configs[(first.method, first.overrides)]
+        common: dict[str, Any] = {"budget": json.dumps(config.budget, sort_keys=True)}
         try:
-            predictor, budget = make_predictor(first.method, budget_table)
+            predictor, budget = make_predictor(first.method, config.budget)
             common["hparams"] = hparams_json(predictor.hparams())
-            if not _supports(predictor, first.cell.train, first.cell.val):
+            if not _applicable(predictor, first.cell.train, first.cell.val):
                 for job in group:
                     self.finish(job, STATUS_NOT_APPLICABLE, common)
                 return
@@ -203,7 +315,7 @@ class _Runner:
             start = time.perf_counter()
             predictor.fit(first.cell.train, first.cell.val, first.cell.property, ctx)
             common.update(fit_seconds=time.perf_counter() - start, fit_shared_by=len(group),
-                          n_parameters=predictor.n_parameters())
+                          n_parameters=predictor.n_parameters(), **training_outcome(predictor))
         except Exception as e:  # a failing method must not stop the other methods' cells
             for job in group:
                 self.finish(job, STATUS_ERROR, common, error=_error_text(e))
@@ -214,7 +326,12 @@ class _Runner:
     def score(self, predictor: Predictor, job: Job, common: dict[str, Any]) -> None:
         """Predict the cell's test networks with the fitted predictor, evaluate, store."""
         test = job.cell.test
-        if not _supports(predictor, test):
+        try:
+            applicable = _applicable(predictor, test)
+        except Exception as e:  # a broken can_predict is the method's error, not the run's
+            self.finish(job, STATUS_ERROR, common, error=_error_text(e))
+            return
+        if not applicable:
             self.finish(job, STATUS_NOT_APPLICABLE, common)
             return
         try:
@@ -246,6 +363,41 @@ class _Runner:
         self.advance(job, status)
 
 
+class PlainProgress:
+    """Progress as whole plain lines (for logs: stdout not a terminal), at most one per
+    `every` seconds plus the first and the last: `cells 7/36 (19%) elapsed 0:01:02 eta ...`."""
+
+    def __init__(self, total: int, console: Console | None, every: float = LOG_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.done, self.every, self.clock = total, 0, every, clock
+        self.write = (lambda text: console.print(text, markup=False, highlight=False,
+                                                 soft_wrap=True)) if console else _stdout_line
+        self.start = clock()
+        self.last: float | None = None
+
+    def update(self, advance: int = 0, description: str = "") -> None:
+        """Count `advance` finished cells; print a line when due (or when all are done)."""
+        self.done += advance
+        t = self.clock()
+        if self.last is not None and t - self.last < self.every and self.done < self.total:
+            return
+        self.last = t
+        elapsed = t - self.start
+        eta = (elapsed / self.done * (self.total - self.done)) if self.done else None
+        pct = 100 * self.done // self.total if self.total else 100
+        line = (f"cells {self.done}/{self.total} ({pct}%) elapsed {_hms(elapsed)} eta "
+                f"{_hms(eta) if eta is not None else '?'}")
+        self.write(f"{line} | {description}" if description else line)
+
+
+def _stdout_line(text: str) -> None:
+    print(text, flush=True)
+
+
+def _hms(seconds: float) -> str:
+    return str(timedelta(seconds=int(round(seconds))))
+
+
 def run_jobs(
     jobs: Sequence[Job],
     results: Path,
@@ -253,30 +405,44 @@ def run_jobs(
     device: str = "auto",
     overwrite: str = "only-missing",
     budgets: Mapping[str, Mapping[str, Any]] | None = None,
-    suite: str | None = None,
+    suite: str | Suite | None = None,
     evaluator: Evaluator | None = None,
     progress: bool = True,
     console: Console | None = None,
+    log_every: float = LOG_EVERY,
 ) -> RunReport:
-    """Compute and store the jobs' cells (see the module docstring); returns what happened."""
+    """Compute and store the jobs' cells (see the module docstring); returns what happened.
+
+    Budgets: `budgets[method]` when given, else the suite's table for the method (or its
+    `[budgets.default]`); each job's overrides go on top. Progress: a live bar on a terminal,
+    plain periodic lines otherwise (a log file).
+    """
     results = Path(results)
     report = RunReport(results, [j.key for j in jobs])
-    for method in dict.fromkeys(j.method for j in jobs):
-        get_predictor(method)
-    todo = _todo(jobs, results, overwrite, report)
+    suite_obj = suite if isinstance(suite, Suite) else None
+    suite_name = suite.name if isinstance(suite, Suite) else suite
+    configs = _configs(jobs, budgets, suite_obj)
+    todo = _todo(jobs, results, overwrite, report, configs)
+    console = console or Console()
+    live = progress and console.is_terminal
     bar = Progress(
         TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-        console=console, disable=not progress,
+        console=console, disable=not live,
     )
+    plain = PlainProgress(len(todo), console, log_every) if progress and not live else None
     with bar:
         task = bar.add_task("", total=len(todo))
 
         def advance(job: Job, status: str) -> None:
             bar.update(task, advance=1, description=f"{_label(job)}: {status}")
+            if plain is not None:
+                plain.update(1, f"{_label(job)}: {status}")
 
-        runner = _Runner(results, device, budgets or {}, suite, evaluator or Evaluator(),
-                         progress, report, advance)
+        runner = _Runner(results, device, configs, suite_name, evaluator or Evaluator(),
+                         live, report, advance)
+        if plain is not None:
+            plain.update(0)
         for group in _groups(todo):
             bar.update(task, description=f"{_label(group[0])}: fitting ({len(group)} cells)")
             runner.run_group(group)
@@ -291,7 +457,7 @@ def expected_cells(jobs: Sequence[Job], suite: str | None = None) -> Expected:
         pairs.setdefault(k.task, set()).add((k.source, k.target))
     return Expected(
         property=keys[0].property if keys else "test_accuracy",
-        methods=tuple(dict.fromkeys(k.method for k in keys)),
+        methods=tuple(dict.fromkeys(k.label for k in keys)),
         tasks=tuple(pairs),
         seeds=tuple(sorted({k.seed for k in keys})),
         pairs={t: frozenset(p) for t, p in pairs.items()},
@@ -301,7 +467,7 @@ def expected_cells(jobs: Sequence[Job], suite: str | None = None) -> Expected:
 
 def _label(job: Job) -> str:
     c = job.cell
-    return f"{job.method} {c.task} {c.source} -> {c.target} seed {c.seed}"
+    return f"{job.key.label} {c.task} {c.source} -> {c.target} seed {c.seed}"
 
 
 def suite_jobs(
@@ -310,10 +476,11 @@ def suite_jobs(
     tasks: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     progress: bool = True,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Job]:
     """The suite's jobs (or a selection of methods, tasks, seeds); its zoos are got first."""
     zoos = ensure_zoos(suite, progress=progress)
     return plan_jobs(
         zoos, methods or suite.methods, tasks or suite.tasks, seeds or suite.seeds,
-        suite.property, suite.epochs, suite.task_options(),
+        suite.property, suite.epochs, suite.task_options(), overrides=overrides,
     )

@@ -8,32 +8,24 @@ a runner fits once and scores all of them (e.g. a cross-dataset row and its diag
 
 from __future__ import annotations
 
-import difflib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
 from zoo_bench.errors import RegistryError, ZooBenchError
+from zoo_bench.registry import TASKS
+from zoo_bench.spec import DEFAULT_PROPERTY, ZooInfo
 from zoo_bench.splits import Split, nfn_split, standard_split
 from zoo_bench.store import Zoo
-
-DEFAULT_PROPERTY = "test_accuracy"
 
 
 class TaskError(ZooBenchError):
     """A task cannot be built from the zoos and options given."""
-
-
-class ZooInfo(NamedTuple):
-    """What tasks match zoos on: the dataset and the architecture family (None when mixed)."""
-
-    dataset: str | None
-    family: str | None
 
 
 def zoo_info(zoo: Zoo) -> ZooInfo:
@@ -76,10 +68,15 @@ class Cell:
 
 
 class Task(ABC):
-    """A task: a name, a one-line description, and the (source, target) zoo pairs it scores."""
+    """A task: a name, a one-line description, and the (source, target) zoo pairs it scores.
+
+    `version` is recorded in every result row; bump it when the task's pairs or splits change,
+    so stored cells of the old definition are recomputed rather than reused.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
+    version: ClassVar[int] = 1
 
     @abstractmethod
     def pairs(self, infos: Mapping[str, ZooInfo]) -> list[tuple[str, str]]:
@@ -128,35 +125,31 @@ class Task(ABC):
         return cells
 
 
-_TASKS: dict[str, Task] = {}
+_INSTANCES: dict[type[Task], Task] = {}
 
 
 def register_task(cls: type[Task]) -> type[Task]:
-    """Class decorator: register one instance of a Task subclass under its `name`."""
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise RegistryError(f"{cls!r} is not a zoo_bench.tasks.Task subclass")
+    """Class decorator: register a Task subclass under its `name` (plug-ins may instead use the
+    entry-point group `zoo_bench.tasks`)."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
-        raise RegistryError(f"task class {cls.__name__} needs a non-empty string `name`")
-    if name in _TASKS:
-        raise RegistryError(f"a task named {name!r} is already registered")
-    _TASKS[name] = cls()
-    return cls
+        raise RegistryError(f"task class {getattr(cls, '__name__', cls)} needs a non-empty string "
+                            "`name`")
+    return TASKS.register(name, cls, f"{cls.__module__}.{cls.__qualname__} (decorator)")
 
 
 def get_task(name: str) -> Task:
-    """The registered task called `name`; a typo gets a did-you-mean."""
-    try:
-        return _TASKS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list(_TASKS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise RegistryError(f"unknown task {name!r}.{hint} Known tasks: {sorted(_TASKS)}") from None
+    """The registered task called `name` (one instance per class); a typo gets a did-you-mean."""
+    cls = TASKS.get(name)
+    if cls not in _INSTANCES:
+        _INSTANCES[cls] = cls()
+    return _INSTANCES[cls]
 
 
 def list_tasks() -> list[Task]:
-    """Every registered task, in registration order."""
-    return list(_TASKS.values())
+    """Every registered task: built-ins first, in their order, then the others by name."""
+    names = [*builtin_tasks(), *(n for n in TASKS.names() if n not in builtin_tasks())]
+    return [get_task(n) for n in names]
 
 
 @register_task
@@ -246,3 +239,8 @@ def _check_targets(view: Zoo, part: str, prop: str) -> None:
             f"zoo {view.name}: {bad} networks of the {part} part have no finite {prop}; "
             "choose another property or re-create the zoo"
         )
+
+
+def builtin_tasks() -> dict[str, type[Task]]:
+    """The tasks defined here, in order (the task registry loads them as its built-ins)."""
+    return {c.name: c for c in (Standard, CrossDataset, CrossArch, NFN)}

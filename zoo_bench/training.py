@@ -149,7 +149,8 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What a fit did: epochs run, the selected epoch and its validation tau, why it stopped."""
+    """What a fit did: epochs and optimiser steps run, the selected epoch (and the step it
+    ended at) with its validation tau, and why it stopped."""
 
     epochs: int
     best_epoch: int
@@ -157,6 +158,8 @@ class TrainResult:
     stopped_by: str
     seconds: float
     history: list[dict[str, float]]
+    steps: int = 0
+    best_step: int = 0
 
 
 Forward = Callable[[Batch], torch.Tensor]
@@ -232,6 +235,7 @@ def train_model(
     max_epochs = budget.max_epochs or config.max_epochs
     opt = optimizer or adamw(model, config)
     best = ((-math.inf, -math.inf), 0, copy.deepcopy(model.state_dict()))
+    steps = best_step = 0
     history: list[dict[str, float]] = []
     stopped_by, start, since_best = "max_epochs", time.perf_counter(), 0
     deadline = start + budget.max_seconds if budget.max_seconds is not None else math.inf
@@ -257,6 +261,7 @@ def train_model(
                 if config.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 opt.step()
+                steps += 1
                 losses.append(float(loss.detach()))
                 if time.perf_counter() > deadline:
                     out_of_time = True
@@ -270,6 +275,7 @@ def train_model(
             })
             if score > best[0] or len(va) < 2:
                 best, since_best = (score, epoch, copy.deepcopy(model.state_dict())), 0
+                best_step = steps
             else:
                 since_best += 1
             progress.update(task, advance=1, status=f"val tau {tau:+.3f} (best {best[0][0]:+.3f})")
@@ -284,6 +290,7 @@ def train_model(
     result = TrainResult(
         epochs=len(history), best_epoch=best[1], best_val_tau=float(best[0][0]),
         stopped_by=stopped_by, seconds=time.perf_counter() - start, history=history,
+        steps=steps, best_step=best_step,
     )
     return result, scaler
 

@@ -6,32 +6,22 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.console import Console
 
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.evaluator import Evaluator
-from zoo_bench.leaderboard import (
-    Expected,
-    build_leaderboard,
-    expected_for_suite,
-    rich_table,
-    write_outputs,
-)
-from zoo_bench.predictor import get_predictor
-from zoo_bench.results import read_cells
-from zoo_bench.runner import OVERWRITE_MODES, expected_cells, run_jobs, suite_jobs
-from zoo_bench.suite import Suite, load_suite
-from zoo_bench.tasks import get_task
+from zoo_bench.spec import OVERWRITE_MODES
 
+RESULTS_ROOT = Path("results")
 RESULTS_OPTION = click.option(
-    "--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"),
-    show_default=True, help="Results folder (cells/ and predictions/ tables).",
+    "--results", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Results folder (cells/ and predictions/ tables; default: results/<suite>).",
 )
 SUITE_FILE_OPTION = click.option(
     "--suite-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
-    help="benchmark.toml to read (default: ./benchmark.toml, else the one beside the package).",
+    help="Suite file to read (default: ./benchmark.toml, else the one beside the package); "
+    "its suites may `extends` the repository's.",
 )
 _SEED_PART = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -58,76 +48,104 @@ def parse_names(values: Sequence[str], everything: Sequence[str]) -> tuple[str, 
     return tuple(dict.fromkeys(names))
 
 
+def results_folder(results: Path | None, suite: str) -> Path:
+    """The results folder: the one given, else results/<suite>."""
+    return results if results is not None else RESULTS_ROOT / suite
+
+
 @click.command()
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME",
-              help="Method(s) to run, repeatable or comma separated; `all` (default): the suite's.")
+              help="Method(s) to run, repeatable or comma separated: any registered method; "
+              "`all` (default): the suite's.")
 @click.option("--task", "-t", "tasks", multiple=True, metavar="NAME",
               help="Task(s) to run, repeatable or comma separated; `all` (default): the suite's.")
-@click.option("--suite", "suite_name", default="default", show_default=True,
-              help="Suite of benchmark.toml: zoos, tasks, methods, seeds, budgets.")
+@click.option("--suite", "suite_name", default=None,
+              help="Suite: zoos, tasks, methods, seeds, budgets (default: `default`, or the "
+              "only suite of --suite-file).")
 @SUITE_FILE_OPTION
+@click.option("--set", "sets", multiple=True, metavar="[METHOD.]KEY=VALUE",
+              help="Override a hyperparameter or budget key (max_epochs, max_seconds) of every "
+              "chosen method, or of METHOD only; repeatable. Makes the run a variant.")
 @click.option("--seeds", default=None, help="Seeds, e.g. 0-4 or 0,1 (default: the suite's).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @RESULTS_OPTION
 @click.option("--overwrite", type=click.Choice(OVERWRITE_MODES), default="only-missing",
               show_default=True,
-              help="only-missing: skip stored cells (resume); never: refuse if any is stored; "
-              "always: recompute.")
+              help="only-missing: skip stored cells that are still current (resume); never: "
+              "refuse if any is stored; always: recompute.")
 @click.option("--bootstrap-iters", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Bootstrap resamples for each cell's Kendall tau interval.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
-def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str,
-        suite_file: Path | None, seeds: str | None, device: str, results: Path, overwrite: str,
-        bootstrap_iters: int, quiet: bool) -> None:
+def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None,
+        suite_file: Path | None, sets: tuple[str, ...], seeds: str | None, device: str,
+        results: Path | None, overwrite: str, bootstrap_iters: int, quiet: bool) -> None:
     """Score methods on a suite: one stored row per (method, task, source, target, seed).
 
     Zoos the suite needs are generated or downloaded first. Each finished cell is written at
-    once, so an interrupted run loses only the cells in flight; run it again to finish.
+    once, so an interrupted run loses only the cells in flight; run it again to finish. A
+    method the suite does not list runs with the suite's `[budgets.default]` (else its own
+    defaults); with --set the run is a variant, stored beside the default configuration.
     """
+    from rich.console import Console
+
+    from zoo_bench.evaluator import Evaluator
+    from zoo_bench.leaderboard import build_leaderboard, rich_table
+    from zoo_bench.results import read_cells
+    from zoo_bench.runner import expected_cells, run_jobs, suite_jobs
+    from zoo_bench.suite import load_suite, parse_overrides
+    from zoo_bench.tasks import get_task
+
     console = Console()
     try:
-        suite = load_suite(suite_name, suite_file)
+        suite = load_suite(_default_suite(suite_name, suite_file), suite_file)
+        results = results_folder(results, suite.name)
         chosen_methods = parse_names(methods, suite.methods)
         chosen_tasks = parse_names(tasks, suite.tasks)
-        for m in chosen_methods:
-            get_predictor(m)
         for t in chosen_tasks:
             get_task(t)
+        overrides = parse_overrides(sets, chosen_methods)
         chosen_seeds = parse_seeds(seeds) if seeds else suite.seeds
-        jobs = suite_jobs(suite, chosen_methods, chosen_tasks, chosen_seeds, progress=not quiet)
+        for m in chosen_methods:
+            _check_method(m, suite, overrides.get(m, {}))
+        jobs = suite_jobs(suite, chosen_methods, chosen_tasks, chosen_seeds, progress=not quiet,
+                          overrides=overrides)
         report = run_jobs(
-            jobs, results, device=device, overwrite=overwrite, budgets=suite.budgets,
-            suite=suite.name, evaluator=Evaluator(n_boot=bootstrap_iters), progress=not quiet,
-            console=console,
+            jobs, results, device=device, overwrite=overwrite, suite=suite,
+            evaluator=Evaluator(n_boot=bootstrap_iters), progress=not quiet, console=console,
         )
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
     summary = build_leaderboard(read_cells(results), expected_cells(jobs, suite.name))
     console.print(rich_table(summary))
+    stale = f" ({len(report.stale)} of them stale: other zoos, hyperparameters or versions)" \
+        if report.stale else ""
     console.print(
-        f"{len(report.computed)} cells computed, {len(report.skipped)} already stored, "
+        f"{len(report.computed)} cells computed{stale}, {len(report.skipped)} already stored, "
         f"{len(report.not_applicable)} not applicable, {len(report.errors)} failed; "
-        f"results in {results}"
+        f"results in {results}", markup=False, highlight=False,
     )
     for key, error in report.errors.items():
-        console.print(f"[red]failed[/] {key.method} {key.task} {key.source} -> {key.target} "
-                      f"seed {key.seed}: {error.splitlines()[0]}", highlight=False)
+        console.print(f"failed {key.label} {key.task} {key.source} -> {key.target} "
+                      f"seed {key.seed}: {error.splitlines()[0]}", markup=False, highlight=False)
     if report.errors:
         raise SystemExit(1)
 
 
-def _suite_of(rows_suites: Sequence[str], name: str | None,
-              suite_file: Path | None) -> Suite | None:
-    """The suite asked for, else the one suite every stored row names (if it still loads)."""
+def _default_suite(name: str | None, suite_file: Path | None) -> str | None:
+    """`--suite`, else the only suite of --suite-file (None lets the spec pick it), else default."""
     if name is not None:
-        return load_suite(name, suite_file)
-    named = set(rows_suites)
-    if len(named) != 1:
-        return None
-    try:
-        return load_suite(named.pop(), suite_file)
-    except ZooBenchError:
-        return None
+        return name
+    return None if suite_file is not None else "default"
+
+
+def _check_method(method: str, suite: Any, overrides: dict[str, Any]) -> None:
+    """The method's predictor builds with its budget and overrides (before any work)."""
+    from zoo_bench.runner import make_predictor
+    from zoo_bench.suite import check_budget, method_budget
+
+    budget = method_budget(suite, method, overrides)
+    check_budget(method, budget, f"the budget of {method} on suite {suite.name}")
+    make_predictor(method, budget)
 
 
 @click.command()
@@ -138,30 +156,69 @@ def _suite_of(rows_suites: Sequence[str], name: str | None,
 @SUITE_FILE_OPTION
 @click.option("--property", "prop", default=None,
               help="Property to rank on (default: the suite's, or the only one stored).")
+@click.option("--seeds", default=None,
+              help="Seeds a complete entry needs, e.g. 0 or 0-4 (default: the suite's).")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for leaderboard.md and leaderboard.html (default: the results folder).")
-def leaderboard(results: Path, suite_name: str | None, suite_file: Path | None,
-                prop: str | None, out: Path | None) -> None:
+def leaderboard(results: Path | None, suite_name: str | None, suite_file: Path | None,
+                prop: str | None, seeds: str | None, out: Path | None) -> None:
     """Rank methods per task: mean +- std of Kendall's tau over seeds, from stored results.
 
     Per seed, a task's score is the mean over all its (source, target) cells; a method missing
-    any expected cell is shown as incomplete, never averaged over what it has.
+    any expected cell is shown as incomplete, never averaged over what it has. Every method
+    with rows is shown (plug-ins and --set variants included), with the seeds it has. Without
+    --results, reads results/<suite> (results/default when no suite is named).
     """
+    from rich.console import Console
+
+    from zoo_bench.leaderboard import build_leaderboard, expected_from_rows, rich_table
+    from zoo_bench.report_html import write_outputs
+    from zoo_bench.results import read_cells
+    from zoo_bench.suite import current_versions, expected_for_suite
+
     console = Console()
     try:
+        if results is None:
+            name = suite_name or (None if suite_file is not None else "default")
+            results = results_folder(None, name or _only_suite(suite_file))
         rows = read_cells(results)
         if rows.empty:
             raise ZooBenchError(f"no results in {results}; run `zoo-bench run` first")
+        chosen_seeds = parse_seeds(seeds) if seeds else None
         suite = _suite_of(list(rows["suite"].dropna()), suite_name, suite_file)
         if suite is None:
-            expected = Expected.from_rows(rows, prop)
+            expected = expected_from_rows(rows, prop, seeds=chosen_seeds)
+            versions = None
         else:
-            expected = expected_for_suite(suite, rows)
+            expected = expected_for_suite(suite, rows, chosen_seeds)
             if prop is not None:
                 expected = dataclasses.replace(expected, property=prop)
-        lb = build_leaderboard(rows, expected)
+            versions = current_versions(suite)
+        lb = build_leaderboard(rows, expected, versions)
         paths = write_outputs(lb, out or results)
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
     console.print(rich_table(lb))
-    console.print(f"wrote {paths['markdown']} and {paths['html']}")
+    console.print(f"wrote {paths['markdown']} and {paths['html']}", markup=False,
+                  highlight=False)
+
+
+def _only_suite(suite_file: Path | None) -> str:
+    from zoo_bench.spec import load_spec
+
+    return load_spec(None, suite_file).name
+
+
+def _suite_of(rows_suites: Sequence[str], name: str | None, suite_file: Path | None) -> Any:
+    """The suite asked for, else the one suite every stored row names (if it still loads)."""
+    from zoo_bench.suite import load_suite
+
+    if name is not None:
+        return load_suite(name, suite_file)
+    named = set(rows_suites)
+    if len(named) != 1:
+        return None
+    try:
+        return load_suite(named.pop(), suite_file)
+    except ZooBenchError:
+        return None

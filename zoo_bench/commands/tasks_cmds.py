@@ -3,32 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from zoo_bench.commands.run_cmds import SUITE_FILE_OPTION
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.evaluator import Evaluator
-from zoo_bench.suite import Suite, load_suite, present_zoos
-from zoo_bench.tasks import ZooInfo, get_task, list_tasks, zoo_info
 
 
 @click.command("tasks")
 @click.option("--suite", "suite_name", default=None, help="Also show this suite's zoos and cells.")
-@click.option(
-    "--file",
-    "toml_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="The benchmark.toml to read (default: ./benchmark.toml, then the one by the package).",
-)
+@SUITE_FILE_OPTION
 @click.option("--contract", is_flag=True, help="Print the evaluator's input/output contract.")
-def tasks(suite_name: str | None, toml_path: Path | None, contract: bool) -> None:
-    """List the benchmark tasks; with --suite, the suite's zoos and cell counts."""
+def tasks(suite_name: str | None, suite_file: Path | None, contract: bool) -> None:
+    """List the benchmark tasks; with --suite, the suite's zoos (with sizes) and cell counts."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from zoo_bench.evaluator import Evaluator
+    from zoo_bench.suite import load_suite
+    from zoo_bench.tasks import list_tasks
+
     try:
-        suite = load_suite(suite_name, toml_path) if suite_name is not None else None
+        if suite_name is None and suite_file is not None:
+            from zoo_bench.spec import load_spec
+
+            suite_name = load_spec(None, suite_file).name
+        suite = load_suite(suite_name, suite_file) if suite_name is not None else None
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
     console = Console(highlight=False, soft_wrap=True)
@@ -48,7 +50,14 @@ def tasks(suite_name: str | None, toml_path: Path | None, contract: bool) -> Non
         _show_suite(console, suite)
 
 
-def _show_suite(console: Console, suite: Suite) -> None:
+def _show_suite(console: Any, suite: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from zoo_bench.spec import ZooInfo
+    from zoo_bench.suite import present_zoos
+    from zoo_bench.tasks import get_task, zoo_info
+
     console.print(
         f"\nSuite [bold]{escape(suite.name)}[/] "
         + escape(
@@ -59,14 +68,20 @@ def _show_suite(console: Console, suite: Suite) -> None:
     present = present_zoos(suite)
     infos: dict[str, ZooInfo] = suite.expected_infos()
     zt = Table(title="Zoos", title_justify="left")
-    for col in ("zoo", "dataset", "family", "networks", "runs"):
+    for col in ("zoo", "dataset", "family", "networks", "runs", "state"):
         zt.add_column(col, justify="right" if col in ("networks", "runs") else "left")
+    planned = suite.expected_networks()
+    runs = suite.generate.get("runs") if suite.generate is not None else None
     for name in suite.zoo_names():
         zoo = present.get(name)
         if zoo is not None:
             infos[name] = zoo_info(zoo)
+            size = (str(len(zoo)), str(zoo.table["run_id"].nunique()), "present")
+        elif planned is not None:
+            size = (str(planned), str(runs), "not present (size planned by the preset)")
+        else:
+            size = ("?", "?", "not present")
         info = infos.get(name, ZooInfo(None, None))
-        size = (str(len(zoo)), str(zoo.table["run_id"].nunique())) if zoo else ("not present", "")
         zt.add_row(*(escape(c) for c in (name, info.dataset or "?", info.family or "?", *size)))
     console.print(zt)
     ct = Table(title="Cells", title_justify="left")

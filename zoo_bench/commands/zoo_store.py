@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from zoo_bench.errors import ZooBenchError
-from zoo_bench.importers import IMPORTERS
+from zoo_bench.errors import RegistryError, ZooBenchError
 from zoo_bench.paths import zoo_path
+from zoo_bench.registry import IMPORTERS
 from zoo_bench.store import Zoo
 
 
@@ -37,7 +37,7 @@ def info(path: str, verify: bool) -> None:
 
 
 @click.command("import")
-@click.argument("kind", type=click.Choice(sorted(IMPORTERS)))
+@click.argument("kind")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--name", default=None, help="Zoo name (default: OUT's folder name).")
@@ -45,11 +45,16 @@ def info(path: str, verify: bool) -> None:
 def import_(kind: str, src: Path, out: Path, name: str | None, overwrite: bool) -> None:
     """Convert a published zoo at SRC into a zoo folder at OUT.
 
-    KIND is `ctc` (Small CNN Zoo: weights.npy, metrics.csv.gz, layout.csv) or `schurholt`
-    (Model Zoos: one folder per model with result.json and checkpoint_* folders).
+    KIND is `ctc` (Small CNN Zoo: weights.npy, metrics.csv.gz, layout.csv), `schurholt`
+    (Model Zoos: one folder per model with result.json and checkpoint_* folders) or a plug-in
+    importer (entry-point group `zoo_bench.importers`).
     """
     try:
-        done = IMPORTERS[kind](src, out, name=name, overwrite=overwrite, progress=True)
+        importer = IMPORTERS.get(kind)
+    except RegistryError as e:
+        raise click.BadParameter(str(e), param_hint="KIND") from None
+    try:
+        done = importer(src, out, name=name, overwrite=overwrite, progress=True)
         zoo = Zoo.open(done)
     except (ZooBenchError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None

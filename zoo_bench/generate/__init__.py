@@ -39,15 +39,17 @@ def generate_preset(
     data_root: str | Path | None = None,
     download: bool = False,
     overwrite: bool = False,
+    table: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Generate the preset's zoos that are not complete yet; returns zoo name -> folder.
 
     Zoos go to `out_dir / name`, by default the cache (`zoo_bench.paths.zoo_path`). `only`
     keeps zoos by name, or by dataset or family (e.g. ``["digits"]``). `overrides` replaces
     preset keys (runs, epochs, seed, datasets, families ...). `workers` CPU processes train
-    groups in parallel (default: one per available core), each on one thread.
+    groups in parallel (default: one per available core), each on one thread. `table` is the
+    preset's table when it comes from a suite file instead of the default benchmark.toml.
     """
-    configs = preset_configs(preset, overrides)
+    configs = preset_configs(preset, overrides, table)
     if only is not None:
         keep = set(only)
         known = {k for c in configs for k in (c.name, c.dataset, c.family)}

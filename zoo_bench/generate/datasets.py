@@ -305,8 +305,11 @@ def _vision(name: str, root: Path | None, download: bool) -> Dataset:
 
 
 def dataset_names() -> list[str]:
-    """Every dataset name `load_dataset` understands."""
-    return [*BUILTIN, *VISION]
+    """Every dataset name `load_dataset` understands: built-ins, then plug-ins (entry points)."""
+    from zoo_bench.registry import DATASETS
+
+    own = [*BUILTIN, *VISION]
+    return [*own, *(n for n in DATASETS.names() if n not in own)]
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:
@@ -315,12 +318,26 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Fal
         return _builtin(name)
     if name in VISION:
         return _vision_cached(name, None if root is None else str(root), download)
+    if name in dataset_names():
+        return _plugin_cached(name)
     raise DatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(dataset_names())}")
 
 
 @cache
 def _builtin(name: str) -> Dataset:
     return _readonly(BUILTIN[name]())
+
+
+@cache
+def _plugin_cached(name: str) -> Dataset:
+    """A dataset from the entry-point group `zoo_bench.datasets`: a function returning one."""
+    from zoo_bench.registry import DATASETS
+
+    data = DATASETS.get(name)()
+    if not isinstance(data, Dataset):
+        raise DatasetError(f"plug-in dataset {name!r} returned {type(data).__name__}, not a "
+                           "zoo_bench.generate.Dataset")
+    return _readonly(data)
 
 
 @lru_cache(maxsize=4)

@@ -120,10 +120,17 @@ def sample_run(
     space: SearchSpace = SearchSpace(),
 ) -> RunSpec:
     """Run `index` of the zoo (seed, dataset, family): deterministic, independent of other runs."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown architecture family {family!r}; known: {sorted(FAMILIES)}")
+    sampler = FAMILIES.get(family)
+    if sampler is None:  # a plug-in family (entry-point group zoo_bench.families)
+        from zoo_bench.errors import RegistryError
+        from zoo_bench.registry import FAMILIES as FAMILY_REGISTRY
+
+        try:
+            sampler = FAMILY_REGISTRY.get(family)
+        except RegistryError as e:
+            raise ValueError(str(e)) from None
     rng = np.random.default_rng([seed, _stable_id(dataset), _stable_id(family), index])
-    arch = FAMILIES[family](rng, space, in_channels, size)
+    arch = sampler(rng, space, in_channels, size)
     return RunSpec(
         index=index,
         arch=arch,

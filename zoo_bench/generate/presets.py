@@ -8,7 +8,6 @@ hyperparameter search space (see `SearchSpace`).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,11 +17,11 @@ from typing import Any
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.generate.datasets import dataset_names
 from zoo_bench.generate.hyper import FAMILIES, SearchSpace
+from zoo_bench.registry import FAMILIES as FAMILY_REGISTRY
+from zoo_bench.spec import PRESET_KEYS, SuiteError, did_you_mean, preset_tables, zoo_name
 
-PRESET_KEYS = (
-    "datasets", "families", "runs", "epochs", "checkpoints", "batch_size", "seed", "group_size",
-    "space",
-)
+__all__ = ["PRESET_KEYS", "PresetError", "ZooConfig", "preset_configs", "preset_names",
+           "preset_zoo_names", "zoo_name"]
 DEFAULTS: dict[str, Any] = {"batch_size": 16, "seed": 0, "group_size": 64}
 
 
@@ -51,8 +50,10 @@ class ZooConfig:
             raise PresetError(
                 f"{where}: unknown dataset {self.dataset!r}; known: {dataset_names()}"
             )
-        if self.family not in FAMILIES:
-            raise PresetError(f"{where}: unknown family {self.family!r}; known: {sorted(FAMILIES)}")
+        if self.family not in FAMILIES and self.family not in FAMILY_REGISTRY.names():
+            raise PresetError(
+                f"{where}: unknown family {self.family!r}; known: {FAMILY_REGISTRY.names()}"
+            )
         for key in ("runs", "epochs", "batch_size", "group_size"):
             if int(getattr(self, key)) < 1:
                 raise PresetError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
@@ -77,16 +78,12 @@ class ZooConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
-def zoo_name(preset: str, dataset: str, family: str) -> str:
-    """The name of a generated zoo: ``<preset>-<dataset>-<family>``."""
-    return f"{preset}-{dataset}-{family}"
-
-
 def _presets() -> tuple[str, dict[str, Any]]:
-    from zoo_bench.suite import read_benchmark_toml
-
-    path, doc = read_benchmark_toml()
-    return str(path), doc.get("generate", {})
+    try:
+        path, presets = preset_tables()
+    except SuiteError as e:
+        raise PresetError(str(e)) from None
+    return str(path), presets
 
 
 def preset_names() -> list[str]:
@@ -97,21 +94,11 @@ def preset_names() -> list[str]:
 def _preset_table(preset: str) -> dict[str, Any]:
     path, presets = _presets()
     if preset not in presets:
-        close = difflib.get_close_matches(preset, list(presets), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise PresetError(
-            f"no preset [generate.{preset}] in {path}.{hint} Presets: {sorted(presets)}"
+            f"no preset [generate.{preset}] in {path}{did_you_mean(preset, presets)} "
+            f"Presets: {sorted(presets)}"
         )
-    table = dict(presets[preset])
-    unknown = sorted(set(table) - set(PRESET_KEYS))
-    if unknown:
-        raise PresetError(
-            f"{path} [generate.{preset}]: unknown keys {unknown}; keys: {PRESET_KEYS}"
-        )
-    for key in ("datasets", "families", "runs", "epochs", "checkpoints"):
-        if key not in table:
-            raise PresetError(f"{path} [generate.{preset}]: missing key {key!r}")
-    return table
+    return dict(presets[preset])
 
 
 def preset_zoo_names(preset: str) -> list[str]:
@@ -120,9 +107,14 @@ def preset_zoo_names(preset: str) -> list[str]:
     return [zoo_name(preset, d, f) for d in table["datasets"] for f in table["families"]]
 
 
-def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None) -> list[ZooConfig]:
-    """One `ZooConfig` per zoo of the preset; `overrides` replaces preset keys (e.g. runs)."""
-    table = {**DEFAULTS, **_preset_table(preset)}
+def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None,
+                   table: Mapping[str, Any] | None = None) -> list[ZooConfig]:
+    """One `ZooConfig` per zoo of the preset; `overrides` replaces preset keys (e.g. runs).
+
+    `table` is the preset's (checked) table when it comes from a suite file rather than the
+    default benchmark.toml.
+    """
+    table = {**DEFAULTS, **(dict(table) if table is not None else _preset_table(preset))}
     for key, value in (overrides or {}).items():
         if key not in PRESET_KEYS:
             raise PresetError(f"cannot override {key!r}; keys: {PRESET_KEYS}")

@@ -1,0 +1,39 @@
+"""scripts/main.sh writes each suite to results/<suite>/: `SUITE=ci` never touches the default
+suite's files. Run on a copy whose env.sh and zoo-bench are stand-ins that record their calls."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+MAIN = Path(__file__).resolve().parents[1] / "scripts" / "main.sh"
+STUB = """#!/usr/bin/env bash
+echo "$@" >> "$(dirname "$0")/../../calls.txt"
+"""
+
+
+@pytest.mark.parametrize(("suite", "folder"), [(None, "results/default"), ("ci", "results/ci")])
+def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(MAIN, tmp_path / "scripts" / "main.sh")
+    (tmp_path / "scripts" / "env.sh").write_text("true\n")
+    zb = tmp_path / ".venv" / "bin" / "zoo-bench"
+    zb.parent.mkdir(parents=True)
+    zb.write_text(STUB)
+    zb.chmod(zb.stat().st_mode | stat.S_IXUSR)
+    env = {k: v for k, v in os.environ.items() if k not in ("SUITE", "RESULTS", "LANES")}
+    if suite:
+        env["SUITE"] = suite
+    subprocess.run(["bash", str(tmp_path / "scripts" / "main.sh")], env=env, check=True,
+                   capture_output=True, timeout=60)
+    calls = (tmp_path / "calls.txt").read_text().splitlines()
+    runs = [c for c in calls if c.startswith("run ")]
+    assert len(runs) == 2  # two lanes
+    assert all(f"--results {folder}" in c for c in runs), runs
+    board = [c for c in calls if c.startswith("leaderboard ")]
+    assert board == [f"leaderboard --suite {suite or 'default'} --results {folder} --out {folder}"]

@@ -1,0 +1,362 @@
+"""Suites, generation presets and expected cells as pure data: read from TOML, checked, frozen.
+
+This module reads benchmark.toml (or a private suite file) and nothing else: no torch, no
+generation, no zoo I/O. Orchestration (`zoo_bench.suite`: getting or generating zoos, checking
+names against the registries) and reporting (`zoo_bench.leaderboard`) read what it returns.
+
+File format (see README, "Suites and suite files"):
+    [generate.<preset>]        a zoo population `zoo-bench zoo generate --preset` makes
+    [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version
+    [suites.<name>.budgets.<method>]   max_epochs, max_seconds and hyperparameters; the method
+                                       `default` applies to every method without its own table
+    [suites.<name>.permutations]       zoo name -> index file (the nfn task)
+
+`extends = "<suite>"` inherits every key of that suite (looked up in the same file, else in the
+repository's benchmark.toml), together with the `[generate.*]` presets of the file it comes
+from. The extending table's own lists (zoos, tasks, methods, seeds) replace the inherited ones;
+its budgets (a method's table replaces that method's inherited table), permutations (per zoo)
+and the file's own `[generate.*]` (per preset) add to the inherited ones or override them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from zoo_bench.errors import ZooBenchError
+from zoo_bench.registry import did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+FILE_NAME = "benchmark.toml"
+GENERATE_PREFIX = "generate:"
+SUITE_KEYS = (
+    "zoos", "tasks", "methods", "seeds", "property", "epochs", "budgets", "permutations",
+    "extends", "version",
+)
+REQUIRED_SUITE_KEYS = ("zoos", "tasks", "methods", "seeds")
+PRESET_KEYS = (
+    "datasets", "families", "runs", "epochs", "checkpoints", "batch_size", "seed", "group_size",
+    "space",
+)
+REQUIRED_PRESET_KEYS = ("datasets", "families", "runs", "epochs", "checkpoints")
+BUDGET_LIMITS = ("max_epochs", "max_seconds")
+DEFAULT_BUDGET = "default"
+PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
+EPOCHS = ("final", "all")
+DEFAULT_PROPERTY = "test_accuracy"
+OVERWRITE_MODES = ("only-missing", "never", "always")  # how `zoo-bench run` treats stored cells
+
+
+class SuiteError(ZooBenchError):
+    """benchmark.toml is missing, or a suite in it is unknown or malformed."""
+
+
+def zoo_name(preset: str, dataset: str, family: str) -> str:
+    """The name of a generated zoo: ``<preset>-<dataset>-<family>``."""
+    return f"{preset}-{dataset}-{family}"
+
+
+class ZooInfo(NamedTuple):
+    """What tasks match zoos on: the dataset and the architecture family (None when mixed)."""
+
+    dataset: str | None
+    family: str | None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One `[suites.<name>]` table, resolved (extends applied) and checked: pure data."""
+
+    name: str
+    zoos: str | tuple[str, ...]
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    property: str
+    epochs: str = "final"
+    budgets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    permutations: Mapping[str, Path] = field(default_factory=dict)
+    generate: Mapping[str, Any] | None = None
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    path: Path | None = None
+    extends: str | None = None
+    version: int = 1
+
+    @property
+    def preset(self) -> str | None:
+        """The generation preset for ``zoos = "generate:<preset>"``, else None."""
+        return self.zoos[len(GENERATE_PREFIX):] if isinstance(self.zoos, str) else None
+
+    def zoo_names(self) -> list[str]:
+        """The suite's zoo names; generated ones are ``<preset>-<dataset>-<family>``."""
+        return sorted(self.expected_infos()) if self.preset else list(self.zoos)
+
+    def expected_infos(self) -> dict[str, ZooInfo]:
+        """Dataset and family of each generated zoo, known before it exists (empty otherwise)."""
+        if not self.preset or self.generate is None:
+            return {}
+        return {
+            zoo_name(self.preset, d, f): ZooInfo(d, f)
+            for d in self.generate.get("datasets", [])
+            for f in self.generate.get("families", [])
+        }
+
+    def expected_networks(self) -> int | None:
+        """Networks per generated zoo (runs x stored checkpoints), None for catalog suites."""
+        g = self.generate
+        if g is None:
+            return None
+        epochs = int(g["epochs"])
+        return int(g["runs"]) * len({int(e) for e in g["checkpoints"] if int(e) <= epochs}
+                                    | {0, epochs})
+
+    def budget(self, method: str) -> dict[str, Any]:
+        """The method's budget table, else the suite's `[budgets.default]`; may be {}."""
+        table = self.budgets.get(method, self.budgets.get(DEFAULT_BUDGET, {}))
+        return dict(table)
+
+    def task_options(self) -> dict[str, Any]:
+        """Options handed to `Task.cells` (the nfn task's permutation files)."""
+        return {"permutations": dict(self.permutations)} if self.permutations else {}
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The cells a complete leaderboard holds: per task, its (source, target) pairs x seeds."""
+
+    property: str
+    methods: tuple[str, ...]
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    pairs: Mapping[str, frozenset[tuple[str, str]]]
+    suite: str | None = None
+    inferred: bool = False
+
+    def n_cells(self, task: str) -> int:
+        """Cells one method needs for `task`: its pairs times the seeds."""
+        return len(self.pairs.get(task, ())) * len(self.seeds)
+
+
+# --- reading files ------------------------------------------------------------------------
+
+
+def find_benchmark_toml() -> Path:
+    """The benchmark.toml in use: working directory, repository root, then package data."""
+    here = Path(__file__).resolve().parent
+    for candidate in (Path.cwd() / FILE_NAME, here.parent / FILE_NAME, here / FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    raise SuiteError(
+        f"no {FILE_NAME} in {Path.cwd()} or next to the zoo_bench package; run from the "
+        "zoo-bench checkout or pass the file's path with --suite-file"
+    )
+
+
+def read_benchmark_toml(path: str | os.PathLike | None = None) -> tuple[Path, dict[str, Any]]:
+    """The file's path and parsed content (the default file when `path` is None)."""
+    p = Path(path) if path is not None else find_benchmark_toml()
+    try:
+        doc = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise SuiteError(f"{p} not found; pass the path of a suite file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SuiteError(f"{p} is not valid TOML: {e}") from None
+    unknown = sorted(set(doc) - {"generate", "suites"})
+    if unknown:
+        hint = did_you_mean(unknown[0], ("generate", "suites"))
+        raise SuiteError(
+            f"{p}: unknown top-level key {unknown[0]!r}{hint}. A suite file holds only "
+            "[generate.<preset>] and [suites.<name>] tables"
+        )
+    return p, doc
+
+
+def suite_names(path: str | os.PathLike | None = None) -> list[str]:
+    """Names of the suites defined in the file."""
+    return sorted(read_benchmark_toml(path)[1].get("suites", {}))
+
+
+def preset_tables(path: str | os.PathLike | None = None) -> tuple[Path, dict[str, dict]]:
+    """The `[generate.*]` tables of the file, each checked (`check_preset`)."""
+    p, doc = read_benchmark_toml(path)
+    presets = doc.get("generate", {})
+    for name, table in presets.items():
+        check_preset(name, table, p)
+    return p, {name: dict(t) for name, t in presets.items()}
+
+
+def check_preset(name: str, table: Any, path: Path | str) -> None:
+    """Keys of one `[generate.<name>]` table: known (with did-you-mean) and the required ones."""
+    where = f"{path} [generate.{name}]"
+    if not isinstance(table, dict):
+        raise SuiteError(f"{where} must be a table")
+    for key in table:
+        if key not in PRESET_KEYS:
+            raise SuiteError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, PRESET_KEYS)} "
+                f"Keys: {list(PRESET_KEYS)}"
+            )
+    for key in REQUIRED_PRESET_KEYS:
+        if key not in table:
+            raise SuiteError(f"{where}: missing key {key!r}")
+    for key in ("datasets", "families"):
+        if not _str_list(table[key]):
+            raise SuiteError(f"{where}: {key} must be a non-empty list of names")
+    for key in ("runs", "epochs", "batch_size", "seed", "group_size"):
+        value = table.get(key)
+        if value is not None and (type(value) is not int or value < 0):
+            raise SuiteError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+    checkpoints = table["checkpoints"]
+    if not (isinstance(checkpoints, list) and checkpoints
+            and all(type(e) is int for e in checkpoints)):
+        raise SuiteError(f"{where}: checkpoints must be a non-empty list of epochs")
+
+
+def load_spec(name: str | None, path: str | os.PathLike | None = None) -> Suite:
+    """The suite `name` of the file (None: its only suite), with `extends` resolved; pure data.
+
+    Names of tasks, methods, datasets and families are not checked here (that needs the
+    registries): `zoo_bench.suite.load_suite` does it.
+    """
+    p, doc = read_benchmark_toml(path)
+    suites = doc.get("suites", {})
+    if name is None:
+        if len(suites) != 1:
+            raise SuiteError(f"{p} defines suites {sorted(suites)}; choose one with --suite")
+        name = next(iter(suites))
+    if name not in suites:
+        raise SuiteError(
+            f"no suite {name!r} in {p}{did_you_mean(name, suites)} Suites: {sorted(suites)}"
+        )
+    table, presets = _resolve(name, p, doc, seen=())
+    return _parse(name, table, presets, p)
+
+
+def _resolve(name: str, p: Path, doc: Mapping[str, Any],
+             seen: tuple[tuple[str, str], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The suite table with its `extends` chain merged in, and the presets visible to it."""
+    where = f"{p} [suites.{name}]"
+    here = (str(p.resolve()), name)
+    if here in seen:
+        chain = " -> ".join(n for _, n in (*seen, here))
+        raise SuiteError(f"{where}: extends forms a cycle {chain}")
+    table = doc["suites"][name]
+    if not isinstance(table, dict):
+        raise SuiteError(f"{where} must be a table")
+    presets = dict(doc.get("generate", {}))
+    base_name = table.get("extends")
+    if base_name is None:
+        return dict(table), presets
+    if not isinstance(base_name, str):
+        raise SuiteError(f"{where}: extends must be the name of a suite")
+    suites = doc.get("suites", {})
+    if base_name in suites and base_name != name:
+        base, base_presets = _resolve(base_name, p, doc, (*seen, here))
+    else:
+        default_path, default_doc = read_benchmark_toml(find_benchmark_toml())
+        base_suites = default_doc.get("suites", {})
+        if base_name not in base_suites:
+            raise SuiteError(
+                f"{where}: extends {base_name!r}, which is neither in this file nor in "
+                f"{default_path}{did_you_mean(base_name, [*suites, *base_suites])}"
+            )
+        base, base_presets = _resolve(base_name, default_path, default_doc, (*seen, here))
+    merged = {**base, **{k: v for k, v in table.items() if k not in ("budgets", "permutations")}}
+    for key in ("budgets", "permutations"):
+        if key in table:
+            if not isinstance(table[key], dict):
+                raise SuiteError(f"{where}: {key} must be a table")
+            merged[key] = {**base.get(key, {}), **table[key]}
+    merged["extends"] = base_name
+    return merged, {**base_presets, **presets}
+
+
+def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path: Path) -> Suite:
+    where = f"{path} [suites.{name}]"
+
+    def fail(why: str) -> SuiteError:
+        return SuiteError(f"{where}: {why}")
+
+    for key in spec:
+        if key not in SUITE_KEYS:
+            raise fail(f"unknown key {key!r}{did_you_mean(key, SUITE_KEYS)} "
+                       f"Keys: {list(SUITE_KEYS)}")
+    for key in REQUIRED_SUITE_KEYS:
+        if key not in spec:
+            raise fail(f"missing key {key!r}")
+    zoos = spec["zoos"]
+    preset_spec = None
+    if isinstance(zoos, str):
+        if not zoos.startswith(GENERATE_PREFIX):
+            raise fail(f'zoos = {zoos!r}: write "generate:<preset>" or a list of catalog names')
+        preset = zoos[len(GENERATE_PREFIX):]
+        if preset not in presets:
+            raise fail(f"zoos = {zoos!r}, but there is no [generate.{preset}]"
+                       f"{did_you_mean(preset, presets)} Presets: {sorted(presets)}")
+        check_preset(preset, presets[preset], path)
+        preset_spec = dict(presets[preset])
+    elif not _str_list(zoos):
+        raise fail("zoos must be \"generate:<preset>\" or a non-empty list of zoo names")
+    else:
+        zoos = tuple(zoos)
+    if not _str_list(spec["tasks"]):
+        raise fail("tasks must be a non-empty list of task names")
+    if not _str_list(spec["methods"]):
+        raise fail("methods must be a non-empty list of method names")
+    seeds = spec["seeds"]
+    if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
+        raise fail("seeds must be a non-empty list of integers")
+    if len(set(seeds)) != len(seeds):
+        raise fail(f"seeds {seeds} repeat a seed")
+    prop = spec.get("property", DEFAULT_PROPERTY)
+    if prop not in PROPERTIES:
+        raise fail(f"property {prop!r} is not one of {list(PROPERTIES)}"
+                   f"{did_you_mean(str(prop), PROPERTIES)}")
+    epochs = spec.get("epochs", "final")
+    if epochs not in EPOCHS:
+        raise fail(f"epochs {epochs!r} is not one of {list(EPOCHS)}")
+    version = spec.get("version", 1)
+    if type(version) is not int or version < 1:
+        raise fail(f"version must be a positive integer, got {version!r}")
+    budgets = _budgets(spec.get("budgets", {}), fail)
+    perms = spec.get("permutations", {})
+    if not isinstance(perms, dict) or not all(isinstance(v, str) for v in perms.values()):
+        raise fail("permutations must be a table of zoo name = \"path of its index file\"")
+    return Suite(
+        name=name, zoos=zoos, tasks=tuple(spec["tasks"]), methods=tuple(spec["methods"]),
+        seeds=tuple(seeds), property=prop, epochs=epochs,
+        budgets=MappingProxyType({m: MappingProxyType(t) for m, t in budgets.items()}),
+        permutations=MappingProxyType({z: (path.parent / v) for z, v in perms.items()}),
+        generate=None if preset_spec is None else MappingProxyType(preset_spec),
+        presets=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in presets.items()}),
+        path=path, extends=spec.get("extends"), version=version,
+    )
+
+
+def _budgets(spec: Any, fail: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(spec, dict):
+        raise fail("budgets must be tables [suites.<name>.budgets.<method>]")
+    out = {}
+    for method, table in spec.items():
+        if not isinstance(table, dict):
+            raise fail(f"budgets.{method} must be a table")
+        for key in BUDGET_LIMITS:
+            value = table.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or value <= 0):
+                raise fail(f"budgets.{method}.{key} must be a positive number, got {value!r}")
+        out[method] = dict(table)
+    return out
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
