@@ -214,7 +214,7 @@ class _Runner:
     def score(self, predictor: Predictor, job: Job, common: dict[str, Any]) -> None:
         """Predict the cell's test networks with the fitted predictor, evaluate, store."""
         test = job.cell.test
-        if not _supports(predictor, test):
+        if not all(predictor.can_predict(test.architectures[a]) for a in test.arch_groups()):
             self.finish(job, STATUS_NOT_APPLICABLE, common)
             return
         try:
