@@ -135,7 +135,7 @@ def _block(arch: ArchitectureLike, i: int) -> int:
     if layer.kind == "linear" or nxt.kind == "conv2d" or layer.pool == "gap":
         block = 1
     elif layer.pool == "flatten":
-        c, h, w = arch.conv_shapes()[i]
+        _, h, w = arch.conv_shapes()[i]
         block = h * w
     else:
         raise ZooFormatError(
