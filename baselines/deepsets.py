@@ -9,10 +9,7 @@ from torch import nn
 
 from baselines.features import element_layout, stratified_indices
 from baselines.statnn import mlp
-from zoo_bench.arch import Architecture
-from zoo_bench.predictor import PredictorError
-from zoo_bench.store import Zoo
-from zoo_bench.training import Batch, TorchPredictor
+from zoo_bench import Architecture, Batch, PredictorError, TorchPredictor, Zoo
 
 CLIP = 10.0
 Layout = tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]], torch.Tensor]
@@ -55,10 +52,9 @@ class DeepSets(TorchPredictor):
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
-        if self._hparams["pool"] not in ("mean", "sum"):
-            raise PredictorError(
-                f"DeepSets: pool must be 'mean' or 'sum', got {self._hparams['pool']!r}"
-            )
+        pool = self.hparams()["pool"]
+        if pool not in ("mean", "sum"):
+            raise PredictorError(f"DeepSets: pool must be 'mean' or 'sum', got {pool!r}")
         self._layouts: dict[Architecture, Layout] = {}
         self._eval_seed = 0
 
@@ -66,15 +62,15 @@ class DeepSets(TorchPredictor):
         """(meta, scale, spans, fixed eval indices) of the batch's architecture, on the device."""
         arch = batch.arch
         if arch not in self._layouts:
-            meta, scale, spans = element_layout(arch, int(self._hparams["first_layers"]))
+            meta, scale, spans = element_layout(arch, int(self.hparams()["first_layers"]))
             gen = torch.Generator().manual_seed(self._eval_seed)
-            fixed = stratified_indices(spans, int(self._hparams["eval_elements_per_tensor"]), gen)
+            fixed = stratified_indices(spans, int(self.hparams()["eval_elements_per_tensor"]), gen)
             self._layouts[arch] = (meta.to(self.device), scale.to(self.device), spans,
                                    fixed.to(self.device))
         return self._layouts[arch]
 
     def build_model(self, train: Zoo) -> nn.Module:
-        h = self._hparams
+        h = self.hparams()
         self._layouts = {}
         assert self.fit_context is not None
         self._eval_seed = self.fit_context.seed
@@ -85,7 +81,7 @@ class DeepSets(TorchPredictor):
         assert self.model is not None
         meta, scale, spans, fixed = self._layout(batch)
         if batch.training:
-            idx = stratified_indices(spans, int(self._hparams["elements_per_tensor"]))
+            idx = stratified_indices(spans, int(self.hparams()["elements_per_tensor"]))
             idx = idx.to(batch.device)
         else:
             idx = fixed

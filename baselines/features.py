@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from zoo_bench.arch import LAYER_KINDS, Architecture
-from zoo_bench.store import Zoo
+from zoo_bench import LAYER_KINDS, Architecture, Zoo
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_STATS = 2 + len(QUANTILES)

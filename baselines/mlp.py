@@ -8,14 +8,7 @@ import torch
 from torch import nn
 
 from baselines.statnn import mlp
-from zoo_bench.store import Zoo
-from zoo_bench.training import (
-    Batch,
-    Standardizer,
-    TorchPredictor,
-    TrainConfig,
-    usable_positions,
-)
+from zoo_bench import Batch, Standardizer, TorchPredictor, TrainConfig, Zoo, usable_positions
 
 CLIP = 10.0
 
@@ -59,7 +52,7 @@ class FlatMLP(TorchPredictor):
         return x, mask
 
     def build_model(self, train: Zoo) -> nn.Module:
-        h = self._hparams
+        h = self.hparams()
         pos = usable_positions(train)
         self.length = max(train.architectures[a].n_params for a in train.arch_groups(pos))
         rows = []
@@ -76,7 +69,7 @@ class FlatMLP(TorchPredictor):
         first_ids = {id(q) for q in first}
         rest = [p for p in model.parameters() if id(p) not in first_ids]
         return torch.optim.AdamW(
-            [{"params": first, "lr": config.lr * float(self._hparams["input_lr_scale"])},
+            [{"params": first, "lr": config.lr * float(self.hparams()["input_lr_scale"])},
              {"params": rest}],
             lr=config.lr, weight_decay=config.weight_decay,
         )
@@ -85,5 +78,5 @@ class FlatMLP(TorchPredictor):
         assert self.model is not None and self.input_scaler is not None
         x, mask = self._padded(batch.flat())
         z = self.input_scaler.transform(x) * mask
-        parts = [z, z.abs(), mask] if self._hparams["magnitudes"] else [z, mask]
+        parts = [z, z.abs(), mask] if self.hparams()["magnitudes"] else [z, mask]
         return self.model(torch.cat(parts, dim=1)).squeeze(-1)

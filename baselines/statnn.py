@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from baselines.features import statnn_dim, statnn_features
-from zoo_bench.store import Zoo
-from zoo_bench.training import Batch, Standardizer, TorchPredictor, usable_positions
+from zoo_bench import Batch, Standardizer, TorchPredictor, Zoo, usable_positions
 
 
 def mlp(n_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
@@ -47,13 +46,13 @@ class StatNN(TorchPredictor):
     def features(self, zoo: Zoo) -> torch.Tensor:
         """Standardised statistics of every network of `zoo` (computed once per zoo object)."""
         if zoo not in self._features:
-            raw = statnn_features(zoo, k=int(self._hparams["first_layers"]))
+            raw = statnn_features(zoo, k=int(self.hparams()["first_layers"]))
             assert self.input_scaler is not None
             self._features[zoo] = self.input_scaler.transform(raw)
         return self._features[zoo]
 
     def build_model(self, train: Zoo) -> nn.Module:
-        h = self._hparams
+        h = self.hparams()
         k = int(h["first_layers"])
         self._features = weakref.WeakKeyDictionary()
         raw = statnn_features(train, usable_positions(train), k=k)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from zoo_bench.arch import Architecture
+from zoo_bench import Architecture
 
 KIND_IDS = {"conv2d": 0, "linear": 1}
 

@@ -27,7 +27,7 @@ from torch.utils.checkpoint import checkpoint
 
 from sne.blocks import ISAB, PMA, SAB, merge
 from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups, subsample
-from zoo_bench.arch import Architecture
+from zoo_bench import Architecture
 
 SET_BLOCKS = ("sab", "isab")
 

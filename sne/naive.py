@@ -12,7 +12,7 @@ import torch
 
 from sne.chunking import KIND_IDS
 from sne.encoder import SNEEncoder, sinusoid
-from zoo_bench.arch import Architecture
+from zoo_bench import Architecture
 
 
 def naive_forward(

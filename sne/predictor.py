@@ -16,9 +16,7 @@ from torch import nn
 
 from sne.encoder import SNEConfig, SNEEncoder
 from sne.symmetry import apply_transform, logit_invariance_penalty, sample_transform
-from zoo_bench.predictor import PredictorError
-from zoo_bench.store import Zoo
-from zoo_bench.training import Batch, TorchPredictor, TrainConfig, usable_positions
+from zoo_bench import Batch, PredictorError, TorchPredictor, TrainConfig, Zoo, usable_positions
 
 CONFIG_KEYS = tuple(SNEConfig.__dataclass_fields__)
 SPREAD_SAMPLE = 64
@@ -64,18 +62,19 @@ class SNEPredictor(TorchPredictor):
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
+        h = self.hparams()
         try:
-            self.config = SNEConfig(**{k: self._hparams[k] for k in CONFIG_KEYS})
+            self.config = SNEConfig(**{k: h[k] for k in CONFIG_KEYS})
         except ValueError as e:
             raise PredictorError(f"SNEPredictor: {e}") from None
-        if float(self._hparams["logit_invariance"]) < 0:
+        if float(h["logit_invariance"]) < 0:
             raise PredictorError("SNEPredictor: logit_invariance must be >= 0 (0 turns it off)")
         self._symmetry_rng = torch.Generator()
         self._train_size = 1
 
     def train_config(self) -> TrainConfig:
         """Epochs and patience from the step budget and the training zoo's size (see class)."""
-        h = self._hparams
+        h = self.hparams()
         steps_per_epoch = math.ceil(self._train_size / int(h["batch_size"]))
         epochs = h["max_epochs"] or math.ceil(int(h["max_steps"]) / steps_per_epoch)
         patience = h["patience"] or math.ceil(int(h["patience_steps"]) / steps_per_epoch)
@@ -98,7 +97,7 @@ class SNEPredictor(TorchPredictor):
 
     def loss_hook(self, model: nn.Module, batch: Batch, pred: torch.Tensor) -> torch.Tensor:
         """lambda * mean (f(w) - f(g.w))^2 with g drawn from each network's symmetry group."""
-        lam = float(self._hparams["logit_invariance"])
+        lam = float(self.hparams()["logit_invariance"])
         if lam == 0:
             return pred.new_zeros(())
         activations = batch.zoo.table["hp_activation"].to_numpy()[batch.positions]

@@ -6,15 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sne.symmetry import (
-    apply_transform,
-    hidden_layers,
-    logit_invariance_penalty,
-    sample_transform,
-)
-from zoo_bench import Zoo, ZooWriter
+from sne.symmetry import apply_transform, logit_invariance_penalty, sample_transform
+from zoo_bench import Zoo, ZooWriter, cnn_s, cnn_small, ctc, mixed
 from zoo_bench.arch import ZooNetwork
-from zoo_bench.families import cnn_s, cnn_small, ctc
 
 
 @pytest.fixture
@@ -75,13 +69,25 @@ def test_tanh_ctc_gets_sign_flips_and_keeps_its_function(arch_zoo):
         torch.testing.assert_close(out_g, out, rtol=1e-4, atol=1e-5)
 
 
-def test_the_group_fixes_input_and_output_and_knows_flatten_blocks():
-    layers = hidden_layers(cnn_s())
-    assert [h.index for h in layers] == [0, 1, 2, 3]  # the output layer (4) is fixed
-    assert [h.block for h in layers] == [1, 1, 9, 1]  # 4 channels x 3x3 flattened into 36
-    assert [h.odd_ok for h in layers] == [False, False, True, True]  # max2 forbids sign flips
-    relu = sample_transform(cnn_s(), ["relu"] * 3)
-    assert all(bool((s == 1).all()) for s in relu.signs)
+def test_sampling_follows_the_architectures_own_description():
+    sym = cnn_s().symmetry()
+    g = sample_transform(cnn_s(), ["relu", "tanh", "tanh"], torch.Generator().manual_seed(0))
+    assert g.symmetry == sym
+    assert [tuple(p.shape) for p in g.perms] == [(3, gr.units) for gr in sym.groups]
+    assert all(bool((s[0] == 1).all()) for s in g.signs)  # relu: no sign flips
+    for s, gr in zip(g.signs, sym.groups, strict=True):  # max-pooled units never flip
+        assert gr.odd_sign_flip or bool((s == 1).all())
+
+
+def test_the_batched_torch_transform_equals_the_descriptions_numpy_one():
+    arch = mixed(3, 5)
+    flats = torch.randn(4, arch.n_params, generator=torch.Generator().manual_seed(0))
+    g = sample_transform(arch, ["tanh"] * 4, torch.Generator().manual_seed(1))
+    moved = apply_transform(arch, flats, g)
+    for i in range(4):
+        want = g.symmetry.apply(flats[i].numpy(), [p[i].numpy() for p in g.perms],
+                                [s[i].numpy() for s in g.signs])
+        np.testing.assert_array_equal(moved[i].numpy(), want)
 
 
 def test_a_one_sided_permutation_is_not_a_symmetry(make_zoo):

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo_bench.errors import ZooFormatError
+from zoo_bench.symmetry import Symmetry, symmetry_of
 
 LAYER_KINDS = ("conv2d", "linear")
 POOLS = (None, "max2", "gap", "flatten")
@@ -132,6 +133,11 @@ class Architecture:
             if la.pool == "max2":
                 h, w = h // 2, w // 2
         return shapes
+
+    def symmetry(self) -> Symmetry:
+        """Which axes of which tensors permute together (hidden units), which may flip sign, and
+        the flatten blocks at a conv -> linear boundary: see `zoo_bench.symmetry`."""
+        return symmetry_of(self)
 
     def offsets(self) -> list[tuple[int, int, int]]:
         """(weight start, bias start, end) of each layer inside the flat vector."""

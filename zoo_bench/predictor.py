@@ -1,7 +1,9 @@
 """The predictor contract: an abstract base class, its fit context, and the registry of methods.
 
 A predictor is fitted on a training zoo (with a validation zoo for model selection) and then
-predicts one value per network of any zoo. Methods arrive by name, either through
+predicts one value per network of any zoo it can read: `supports(arch)` says before fit which
+architectures a method handles at all, `can_predict(arch)` after fit which ones the fitted model
+can read (by default the same). Methods arrive by name, either through
 `@register_predictor("name")` or through the entry-point group `zoo_bench.predictors`; the core
 never imports a method's package by name.
 """
@@ -122,8 +124,23 @@ class Predictor(abc.ABC):
         return self._fitted
 
     def supports(self, arch: Architecture) -> bool:
-        """Whether this method handles networks of `arch`; fixed-architecture methods override."""
+        """Before fit: can this method be trained on, or consume, networks of `arch` at all?
+
+        Must not depend on fitted state. `fit` refuses a training zoo with an unsupported
+        architecture; the runner stores cells whose train/val zoos it does not support as
+        `not_applicable` without fitting. Fixed-architecture methods override.
+        """
         return True
+
+    def can_predict(self, arch: Architecture) -> bool:
+        """After fit: can the *fitted* model read networks of `arch`? (default: `supports(arch)`)
+
+        Override when what was learned limits the readable architectures, e.g. an encoder
+        whose parameters are tied to the depth or layer shapes of the training networks.
+        `predict` refuses a zoo with an architecture this rejects; the runner asks it for each
+        target zoo after fit and stores those cells as `not_applicable`.
+        """
+        return self.supports(arch)
 
     @abc.abstractmethod
     def fit(self, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
@@ -208,6 +225,12 @@ def _checked_predict(fn: Callable) -> Callable:
             )
         if not isinstance(zoo, Zoo):
             raise PredictorError(f"{who}.predict needs a Zoo, got {type(zoo).__name__}")
+        unreadable = [a for a in zoo.arch_groups() if not self.can_predict(zoo.architectures[a])]
+        if unreadable:
+            raise PredictorError(
+                f"the fitted {who} cannot read architectures {unreadable} of zoo {zoo.name} "
+                "(can_predict is False); predict only zoos it can read, or refit on them"
+            )
         out = np.asarray(fn(self, zoo), dtype=np.float64)
         if out.shape != (len(zoo),):
             raise PredictorError(

@@ -234,9 +234,8 @@ def _groups(jobs: Iterable[Job]) -> list[list[Job]]:
 
 
 def _applicable(predictor: Predictor, *zoos: Zoo) -> bool:
-    """`can_predict(arch)` once fitted (when the predictor has it), else `supports(arch)`."""
-    check = getattr(predictor, "can_predict", None) if predictor.fitted else None
-    check = check or predictor.supports
+    """`can_predict(arch)` once fitted, else `supports(arch)` (the applicability contract)."""
+    check = predictor.can_predict if predictor.fitted else predictor.supports
     return all(check(z.architectures[a]) for z in zoos for a in z.arch_groups())
 
 

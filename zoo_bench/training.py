@@ -333,7 +333,7 @@ class TorchPredictor(Predictor):
 
     def train_config(self) -> TrainConfig:
         """The `TrainConfig` taken from this predictor's hyperparameters."""
-        h = self._hparams
+        h = self.hparams()
         return TrainConfig(
             lr=float(h["lr"]), weight_decay=float(h["weight_decay"]),
             batch_size=int(h["batch_size"]), max_epochs=int(h["max_epochs"]),
