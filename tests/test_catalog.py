@@ -433,3 +433,36 @@ def test_cli_errors_are_one_clear_line(cli_catalog, tmp_path):
 
 def test_get_entry_accepts_a_known_name():
     assert get_entry("ctc-cifar10").urls[0].endswith("/cifar10.tar.xz")
+
+
+def test_cli_dry_run_of_a_zenodo_zoo_offline_says_what_it_knows(tmp_path, monkeypatch):
+    cat = zenodo_catalog(7)
+    monkeypatch.setattr(catalog_mod, "load_catalog", lambda path=None: cat)
+    monkeypatch.setenv("ZOO_BENCH_ZENODO_API", closed_port_url("/api"))
+    res = CliRunner().invoke(main, ["zoo", "download", "zenodo-test", "--dir", str(tmp_path),
+                                    "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "offline: the file list of zoo zenodo-test is not known here" in res.output
+    assert "Zenodo record 7" in res.output
+    assert f"{tmp_path / 'downloads' / 'zenodo-test'}/" in res.output
+    assert str(tmp_path / "zoos" / "zenodo-test") in res.output
+    assert not (tmp_path / "downloads").exists()
+
+
+def test_cli_list_shows_generated_zoos_in_the_cache(cli_catalog, tmp_path):
+    from zoo_bench import ZooWriter
+    from zoo_bench.families import ctc
+
+    arch = ctc(size=16)
+    with ZooWriter(tmp_path / "zoos" / "ci-digits-ctc", "ci-digits-ctc", [arch],
+                   {"kind": "generated", "preset": "ci"}) as w:
+        w.add_many(arch.name, np.zeros((2, arch.n_params), np.float32), [
+            dict(run_id=f"r{i}", dataset="digits", epoch=1, hp_activation="relu",
+                 test_accuracy=0.5) for i in range(2)])
+    (tmp_path / "zoos" / "broken").mkdir()
+    listed = CliRunner().invoke(main, ["zoo", "list", "--dir", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "Other zoos in the cache" in listed.output
+    line = next(x for x in listed.output.splitlines() if "ci-digits-ctc" in x)
+    assert "generated (preset ci)" in line and "ready" in line and " 2 " in line
+    assert "damaged" in next(x for x in listed.output.splitlines() if "broken" in x)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import zoo_bench.generate.population as population
 from zoo_bench import Zoo
 from zoo_bench.cli import main
+from zoo_bench.errors import ZooFormatError
 from zoo_bench.generate import (
     GenerationError,
     PresetError,
@@ -210,3 +211,27 @@ def test_diverged_runs_are_kept_and_flagged(tmp_path):
     assert len(final) == 3 and final["nonfinite"].all() and final["diverged"].all()
     first = zoo.table[zoo.table["epoch"] == 0]
     assert not first["nonfinite"].any() and not first["diverged"].any()
+
+
+def test_a_zoo_finished_meanwhile_by_another_process_leaves_no_work_folder(tmp_path,
+                                                                          monkeypatch):
+    done = tiny(tmp_path, "other", isolate=False)["ci-digits-ctc"]
+    real = population.work_dir
+
+    def finished_meanwhile(out):  # another process puts the zoo in place before we lock it
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            done.rename(out)
+        return real(out)
+
+    monkeypatch.setattr(population, "work_dir", finished_meanwhile)
+    out = tiny(tmp_path, isolate=False)["ci-digits-ctc"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ci-digits-ctc"]
+
+
+def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
+    out = tmp_path / "a" / "ci-digits-ctc"
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text("[]")
+    with pytest.raises(ZooFormatError, match="not a zoo-bench manifest"):
+        tiny(tmp_path, isolate=False)
