@@ -56,15 +56,18 @@ class PlainProgress:
         self.every_s, self.every_frac, self.unit = every_s, every_frac, unit
         self.clock = clock or time.monotonic
         self._tasks: dict[int, PlainTask] = {}
+        self._next_id = 0
 
     # --- the part of rich's Progress API the package uses -------------------------------------
     @property
     def tasks(self) -> list[PlainTask]:
         return list(self._tasks.values())
 
-    def add_task(self, description: str, total: float | None = 100.0, completed: float = 0,
-                 **fields: Any) -> int:
-        tid = len(self._tasks)
+    def add_task(self, description: str, start: bool = True, total: float | None = 100.0,
+                 completed: float = 0, visible: bool = True, **fields: Any) -> int:
+        del start, visible  # rich's display switches: a plain line has none
+        tid = self._next_id
+        self._next_id += 1
         now = self.clock()
         task = PlainTask(tid, description, total, completed, dict(fields), now, now)
         task.last_step = self._step(task)
@@ -76,7 +79,8 @@ class PlainProgress:
 
     def update(self, task_id: int, *, total: float | None = None, completed: float | None = None,
                advance: float | None = None, description: str | None = None,
-               **fields: Any) -> None:
+               visible: bool | None = None, refresh: bool = False, **fields: Any) -> None:
+        del visible, refresh
         task = self._tasks[task_id]
         if total is not None:
             task.total = total
@@ -98,6 +102,9 @@ class PlainProgress:
         task.fields.update(fields)
         task.last_step = self._step(task)
         task.finished_shown = False
+
+    def remove_task(self, task_id: int) -> None:
+        self._tasks.pop(task_id, None)
 
     def __getitem__(self, task_id: int) -> PlainTask:
         return self._tasks[task_id]
