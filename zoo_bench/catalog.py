@@ -4,7 +4,10 @@ Cache layout under the root (`zoo_bench.paths.home()` unless a `dir` is given):
     downloads/<zoo>/<archive>        verified archives (kept, so a zoo can be re-imported)
     downloads/<zoo>/<archive>.part   an interrupted download, resumed by the next call
     downloads/<zoo>/record.json      a Zenodo record's file list, kept for offline re-use
-    downloads/sha256.lock.json       hashes seen on first download where none is published
+    downloads/<zoo>/rejected/        files that were already there but did not verify or unpack
+                                     (placed by hand, never deleted), named <file>.<UTC time>
+    downloads/sha256.lock.json       hashes of archives with none published, recorded once the
+                                     archive has unpacked and imported
     zoos/<zoo>/                      the canonical zoo (see `zoo_bench.store`)
 """
 
