@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import describe, drop_from_page_cache, page_cache_state
 from rich.console import Console
 from rich.table import Table
 
@@ -82,15 +83,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="checkpoints (270000: CTC)")
     parser.add_argument("--dir", type=Path, default=None, help="parent folder (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep source and zoo afterwards")
+    parser.add_argument("--cold", action="store_true",
+                        help="evict the source files from the page cache before importing")
     parser.add_argument("--child", type=Path, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_import(*args.child)))
         return
+    print(describe())
     root = Path(tempfile.mkdtemp(prefix="bench-import-ctc-", dir=args.dir))
     try:
         write_source(root / "src", args.rows)
         src_gb = sum(p.stat().st_size for p in (root / "src").iterdir()) / 1e9
+        files = list((root / "src").iterdir())
+        if args.cold:
+            drop_from_page_cache(files)
+        print(f"page cache before the import: {page_cache_state(files)} (--cold evicts it)")
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, __file__, "--child", str(root / "src"), str(root / "zoo")],

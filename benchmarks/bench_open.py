@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from machine import describe, drop_from_page_cache, page_cache_state
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -102,15 +103,22 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000, help="networks to write (270000: CTC)")
     parser.add_argument("--dir", type=Path, default=None, help="parent folder (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the zoo afterwards")
+    parser.add_argument("--cold", action="store_true",
+                        help="evict the zoo's files from the page cache before opening it")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
+    print(describe())
     root = Path(tempfile.mkdtemp(prefix="bench-open-", dir=args.dir))
     out = root / f"synthetic-{args.rows}"
     try:
         write_s = write_zoo(out, args.rows)
+        files = [out / WEIGHTS, out / TABLE]
+        if args.cold:
+            drop_from_page_cache(files)
+        print(f"page cache before the open: {page_cache_state(files)} (--cold evicts it)")
         child = subprocess.run([sys.executable, __file__, "--measure", str(out)],
                                check=True, capture_output=True, text=True)
         m = json.loads(child.stdout)

@@ -4,8 +4,11 @@ Both train the same networks (same sampled hyperparameters, initial weights, tra
 and per-epoch example order from `run_start`) on the same data for the same epochs and batch
 size; only the loop differs. The plain loop is what one would write by hand: an `nn.Module`
 per network, `torch.optim.SGD/Adam/RMSprop`, one network after another. Timings alternate
-between the two (repeats interleaved, median reported), on the same number of threads, so the
-ratio holds on a shared machine even when absolute times wander. Evaluation is not timed.
+between the two (equal repeats, interleaved A B B A, median reported), on the same number of
+threads, so the ratio holds on a shared machine even when absolute times wander. Evaluation is
+not timed. `--machine` adds the whole machine, where both sides get the same resources: the
+networks are split over one one-thread process per core for the batched trainer and for the
+plain loop alike. The first lines printed say the command, torch version, threads and load.
 
     .venv/bin/python benchmarks/bench_trainer.py                      # ctc, batch 8/16/32
     .venv/bin/python benchmarks/bench_trainer.py --family cnn_small --batch-sizes 8
@@ -25,6 +28,7 @@ import time
 
 import numpy as np
 import torch
+from machine import describe, load_now
 from torch import nn
 from torch.nn import functional as F
 
@@ -120,11 +124,12 @@ def mean_test_accuracy(runs, flats, data) -> float:
     return float(np.mean(accs))
 
 
-def batched_on_all_cores(args: argparse.Namespace, b: int, workers: int) -> float:
-    """Wall seconds to train the networks split over `workers` one-thread processes, as
-    `zoo-bench zoo generate` does (interpreter start-up excluded: it is paid once per zoo set)."""
+def on_all_cores(args: argparse.Namespace, b: int, workers: int, loop: str) -> float:
+    """Wall seconds to train the networks split over `workers` one-thread processes with the
+    `loop` (batched or plain), as `zoo-bench zoo generate` splits groups (interpreter start-up
+    excluded: it is paid once per zoo set). Both loops get exactly the same processes."""
     cmd = [sys.executable, __file__, "--dataset", args.dataset, "--family", args.family,
-           "--nets", str(args.nets), "--epochs", str(args.epochs),
+           "--nets", str(args.nets), "--epochs", str(args.epochs), "--loop", loop,
            "--train-fraction", str(args.train_fraction), "--parts", str(workers)]
     procs = [subprocess.Popen([*cmd, "--part", str(k), "--batch-sizes", str(b)],
                               stdout=subprocess.PIPE, text=True) for k in range(workers)]
@@ -151,9 +156,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both loops")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--machine", action="store_true",
-                    help="also the whole machine: the batched trainer in one process per core "
-                         "vs the plain loop on torch's default threads")
+                    help="also the whole machine: each loop in one one-thread process per core")
     ap.add_argument("--part", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--loop", default="batched", help=argparse.SUPPRESS)
     ap.add_argument("--parts", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     data = load_dataset(args.dataset)
@@ -163,10 +168,13 @@ def main() -> None:
         torch.set_num_threads(1)
         mine = runs[args.part :: args.parts]
         start = time.time()
-        train_group(arch, mine, data, args.epochs, [], int(args.batch_sizes), seed=args.part)
+        if args.loop == "plain":
+            train_plain(mine, data, args.epochs, int(args.batch_sizes))
+        else:
+            train_group(arch, mine, data, args.epochs, [], int(args.batch_sizes), seed=args.part)
         print(json.dumps([start, time.time()]))
         return
-    default_threads = torch.get_num_threads()
+    print(describe({"page cache": "n/a (built-in dataset in memory)"}))
     torch.set_num_threads(args.threads)
     n_sub = round(args.train_fraction * len(data.y_train))
     print(f"{args.family} ({arch.n_params} params) on {args.dataset}: {args.nets} networks x "
@@ -177,13 +185,15 @@ def main() -> None:
           f"{'(cpu-time speed-up)':>20} {'test acc batched / plain':>25}")
     for b in (int(v) for v in args.batch_sizes.split(",")):
         batched, plain = [], []
-        for _ in range(args.repeats):
-            res, wall, cpu = timed(
-                lambda b=b: train_group(arch, runs, data, args.epochs, [], b, seed=0)
-            )
-            batched.append((wall, cpu))
-            finals, wall, cpu = timed(lambda b=b: train_plain(runs, data, args.epochs, b))
-            plain.append((wall, cpu))
+        for k in range(2 * args.repeats):
+            if k % 4 in (0, 3):  # A B B A: neither side always runs first
+                res, wall, cpu = timed(
+                    lambda b=b: train_group(arch, runs, data, args.epochs, [], b, seed=0)
+                )
+                batched.append((wall, cpu))
+            else:
+                finals, wall, cpu = timed(lambda b=b: train_plain(runs, data, args.epochs, b))
+                plain.append((wall, cpu))
         bw, bc = (statistics.median(t[k] for t in batched) for k in (0, 1))
         pw, pc = (statistics.median(t[k] for t in plain) for k in (0, 1))
         acc_b = mean_test_accuracy(runs, res.final, data)
@@ -193,16 +203,16 @@ def main() -> None:
     if not args.machine:
         return
     workers = len(os.sched_getaffinity(0))
-    print(f"whole machine: batched in {workers} one-thread processes vs plain loop on "
-          f"{default_threads} threads")
-    torch.set_num_threads(default_threads)
+    print(f"whole machine: each loop in {workers} one-thread processes, the networks split "
+          f"between them; {load_now()}")
     for b in (int(v) for v in args.batch_sizes.split(",")):
         batched, plain = [], []
-        for _ in range(args.repeats):
-            batched.append(batched_on_all_cores(args, b, workers))
-            plain.append(timed(lambda b=b: train_plain(runs, data, args.epochs, b))[1])
+        for k in range(2 * args.repeats):
+            loop, times = ("batched", batched) if k % 4 in (0, 3) else ("plain", plain)
+            times.append(on_all_cores(args, b, workers, loop))
         bw, pw = statistics.median(batched), statistics.median(plain)
-        print(f"{b:>5} {args.nets / bw:>15.1f} {args.nets / pw:>13.1f} {pw / bw:>8.1f}x")
+        print(f"{b:>5} {args.nets / bw:>15.1f} {args.nets / pw:>13.1f} {pw / bw:>8.1f}x "
+              f"({load_now()})")
 
 
 if __name__ == "__main__":

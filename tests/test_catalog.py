@@ -32,7 +32,7 @@ from zoo_bench.catalog import (
 )
 from zoo_bench.cli import main
 from zoo_bench.download import HashLock, OfflineError, RetryPolicy
-from zoo_bench.errors import DownloadError
+from zoo_bench.errors import DownloadError, ZooImportError
 from zoo_bench.extract import DamagedArchiveError
 
 HERE = Path(__file__).resolve().parent
@@ -237,6 +237,60 @@ def test_an_archive_placed_by_hand_is_used_without_the_network(tmp_path):
     assert HashLock(tmp_path / "downloads" / "sha256.lock.json").get(cat["ctc-test"].urls[0]) == SHA
 
 
+def wrong_archive() -> bytes:
+    """A sound .tar.xz that is not a Small CNN Zoo: it unpacks, but nothing imports from it."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:xz") as tar:
+        info = tarfile.TarInfo("cifar10/readme.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    return out.getvalue()
+
+
+def place(tmp_path, body: bytes) -> Path:
+    dest = tmp_path / "downloads" / "ctc-test" / "cifar10.tar.xz"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(body)
+    return dest
+
+
+def test_a_wrong_archive_placed_by_hand_records_no_hash_and_is_kept(tmp_path):
+    cat = ctc_entry(closed_port_url("/cifar10.tar.xz"))
+    lock = HashLock(tmp_path / "downloads" / "sha256.lock.json")
+    dest = place(tmp_path, wrong_archive())
+    with pytest.raises(ZooImportError, match="kept as you placed them and no hash was recorded"):
+        ensure_zoo("ctc-test", tmp_path, catalog=cat, policy=FAST, progress=False)
+    assert lock.read() == {}  # the lock is not poisoned by a file that did not import
+    assert dest.read_bytes() == wrong_archive()  # the user's file is still there
+    place(tmp_path, ARCHIVE)  # the right archive is then accepted, and only now locked
+    path = ensure_zoo("ctc-test", tmp_path, catalog=cat, policy=FAST, progress=False)
+    assert len(Zoo.open(path)) == 3
+    assert lock.get(cat["ctc-test"].urls[0]) == SHA
+
+
+def test_a_placed_archive_that_does_not_verify_is_moved_aside_not_deleted(tmp_path):
+    cat = ctc_entry(closed_port_url("/cifar10.tar.xz"))
+    HashLock(tmp_path / "downloads" / "sha256.lock.json").record(
+        cat["ctc-test"].urls[0], "0" * 64, 1, "ctc-test")
+    dest = place(tmp_path, ARCHIVE)
+    with pytest.raises(DownloadError) as err:
+        ensure_zoo("ctc-test", tmp_path, catalog=cat, policy=FAST, progress=False)
+    aside = list((dest.parent / "rejected").iterdir())
+    assert len(aside) == 1 and aside[0].read_bytes() == ARCHIVE and not dest.exists()
+    assert f"moved aside to {aside[0]}" in str(err.value)
+    assert "delete its entry" in str(err.value)  # how to fix a wrong lock entry
+
+
+def test_a_damaged_archive_placed_by_hand_is_moved_aside_not_deleted(tmp_path):
+    cat = ctc_entry(closed_port_url("/cifar10.tar.xz"))
+    dest = place(tmp_path, ARCHIVE[: len(ARCHIVE) // 2])
+    with pytest.raises(DamagedArchiveError, match="moved aside to .*rejected"):
+        ensure_zoo("ctc-test", tmp_path, catalog=cat, policy=FAST, progress=False)
+    aside = list((dest.parent / "rejected").iterdir())
+    assert [p.read_bytes() for p in aside] == [ARCHIVE[: len(ARCHIVE) // 2]]
+    assert HashLock(tmp_path / "downloads" / "sha256.lock.json").read() == {}
+
+
 def test_a_damaged_zoo_folder_is_rebuilt(srv, tmp_path):
     cat = ctc_entry(srv.url("/cifar10.tar.xz"))
     path = ensure_zoo("ctc-test", tmp_path, catalog=cat, policy=FAST, progress=False)
@@ -379,3 +433,36 @@ def test_cli_errors_are_one_clear_line(cli_catalog, tmp_path):
 
 def test_get_entry_accepts_a_known_name():
     assert get_entry("ctc-cifar10").urls[0].endswith("/cifar10.tar.xz")
+
+
+def test_cli_dry_run_of_a_zenodo_zoo_offline_says_what_it_knows(tmp_path, monkeypatch):
+    cat = zenodo_catalog(7)
+    monkeypatch.setattr(catalog_mod, "load_catalog", lambda path=None: cat)
+    monkeypatch.setenv("ZOO_BENCH_ZENODO_API", closed_port_url("/api"))
+    res = CliRunner().invoke(main, ["zoo", "download", "zenodo-test", "--dir", str(tmp_path),
+                                    "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "offline: the file list of zoo zenodo-test is not known here" in res.output
+    assert "Zenodo record 7" in res.output
+    assert f"{tmp_path / 'downloads' / 'zenodo-test'}/" in res.output
+    assert str(tmp_path / "zoos" / "zenodo-test") in res.output
+    assert not (tmp_path / "downloads").exists()
+
+
+def test_cli_list_shows_generated_zoos_in_the_cache(cli_catalog, tmp_path):
+    from zoo_bench import ZooWriter
+    from zoo_bench.families import ctc
+
+    arch = ctc(size=16)
+    with ZooWriter(tmp_path / "zoos" / "ci-digits-ctc", "ci-digits-ctc", [arch],
+                   {"kind": "generated", "preset": "ci"}) as w:
+        w.add_many(arch.name, np.zeros((2, arch.n_params), np.float32), [
+            dict(run_id=f"r{i}", dataset="digits", epoch=1, hp_activation="relu",
+                 test_accuracy=0.5) for i in range(2)])
+    (tmp_path / "zoos" / "broken").mkdir()
+    listed = CliRunner().invoke(main, ["zoo", "list", "--dir", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "Other zoos in the cache" in listed.output
+    line = next(x for x in listed.output.splitlines() if "ci-digits-ctc" in x)
+    assert "generated (preset ci)" in line and "ready" in line and " 2 " in line
+    assert "damaged" in next(x for x in listed.output.splitlines() if "broken" in x)

@@ -72,3 +72,14 @@ def test_import_schurholt_and_bad_sources(tmp_path):
     assert result.exit_code == 2 and "Known importers: ctc, schurholt" in result.output
     result = run("import", "schurhlot", str(tmp_path / "src"), str(tmp_path / "y"))
     assert result.exit_code == 2 and "did you mean 'schurholt'" in result.output
+
+
+def test_info_counts_nonfinite_weights_from_the_data_not_only_the_flags(make_zoo):
+    zoo = make_zoo()
+    with open(zoo.path / WEIGHTS, "r+b") as f:  # NaN of the right size, flag not set
+        f.seek(int(zoo.table["weight_offset"].iat[2]) * 4 + 8)
+        f.write(np.float32(np.nan).tobytes())
+    result = run("info", str(zoo.path))
+    assert result.exit_code == 0, result.output
+    assert "1 (counted in the weights)" in result.output
+    assert "the table flags 0" in result.output and "--verify" in result.output

@@ -149,3 +149,17 @@ def test_hash_lock_records_and_reads_back(tmp_path):
     lock.record("http://x/a", SHA, 3, "zoo-a")
     assert lock.get("http://x/a") == SHA
     assert HashLock(lock.path).read()["http://x/a"]["zoo"] == "zoo-a"
+
+
+def test_the_right_size_with_the_wrong_hash_is_still_refused(srv, tmp_path):
+    # The catalog always passes a size where one is published: the size check must not stand in
+    # for the hash check.
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    dest = tmp_path / "zoo.tar.xz"
+    with pytest.raises(DownloadError, match=f"expected sha256 {wrong}, got {SHA}"):
+        fetch(srv.url("/zoo.tar.xz"), dest, sha256=wrong, size=len(BODY), policy=FAST,
+              progress=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(DownloadError, match=f"expected md5 {'0' * 32}, got {MD5}"):
+        fetch(srv.url("/zoo.tar.xz"), dest, md5="0" * 32, size=len(BODY), policy=FAST,
+              progress=False)

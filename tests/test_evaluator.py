@@ -106,3 +106,29 @@ def test_contract_describes_inputs_and_every_output():
     text = Evaluator.contract()
     for key in ("y_true", "y_pred", "kendall_tau_lo", "kendall_tau_hi", "spearman", "r2", "mae"):
         assert key in text
+
+
+def test_every_network_can_be_drawn_by_the_bootstrap():
+    # Only the last network is ranked wrongly: a resampler that never draws it (integers(0, n-1))
+    # would see perfect rankings in every resample and report the interval [1, 1].
+    t = np.arange(6.0)
+    p = np.array([0.0, 1.0, 2.0, 3.0, 4.0, -10.0])
+    scores = Evaluator(n_boot=400).eval(t, p)
+    assert scores["kendall_tau_lo"] < 0.5 < 0.9 < scores["kendall_tau_hi"]
+
+
+def test_bootstrap_interval_is_the_central_95_percent():
+    # An independent bootstrap (its own generator, many draws) gives the 2.5 / 97.5 % and the
+    # 5 / 95 % percentiles; the Evaluator's bounds must sit at the first pair, not the second.
+    rng = np.random.default_rng(123)
+    t = rng.normal(size=60)
+    p = t + rng.normal(size=60)
+    scores = Evaluator(n_boot=4000).eval(t, p)
+    ref_rng = np.random.default_rng(2024)
+    taus = np.array([kendall_tau(t[idx], p[idx]) for idx in
+                     (ref_rng.integers(0, len(t), size=len(t)) for _ in range(4000))])
+    q025, q05, q95, q975 = np.percentile(taus, [2.5, 5, 95, 97.5])
+    assert abs(scores["kendall_tau_lo"] - q025) < abs(scores["kendall_tau_lo"] - q05)
+    assert abs(scores["kendall_tau_hi"] - q975) < abs(scores["kendall_tau_hi"] - q95)
+    assert abs(scores["kendall_tau_lo"] - q025) < 0.4 * (q05 - q025)
+    assert abs(scores["kendall_tau_hi"] - q975) < 0.4 * (q975 - q95)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import zoo_bench.generate.population as population
 from zoo_bench import Zoo
 from zoo_bench.cli import main
+from zoo_bench.errors import ZooFormatError
 from zoo_bench.generate import (
     GenerationError,
     PresetError,
@@ -73,7 +74,8 @@ def test_generated_zoo_has_typed_hyperparameters_and_every_checkpoint(tmp_path):
 
 
 def test_recorded_test_accuracy_is_reproduced_by_the_stored_networks(tmp_path):
-    zoo = Zoo.open(tiny(tmp_path, overrides={"runs": 10})["ci-digits-ctc"])
+    # trained in this process, so the forward passes below use the very kernels training used
+    zoo = Zoo.open(tiny(tmp_path, overrides={"runs": 10}, isolate=False)["ci-digits-ctc"])
     data = load_dataset("digits")
     x = torch.from_numpy(np.array(data.x_test))
     for i in range(len(zoo)):
@@ -98,7 +100,7 @@ def test_worker_processes_make_the_same_zoo_as_one_process(tmp_path):
 
 
 def test_interrupted_generation_resumes_to_the_same_zoo(tmp_path, monkeypatch):
-    whole = tiny(tmp_path, "whole")["ci-digits-ctc"]
+    whole = tiny(tmp_path, "whole", isolate=False)["ci-digits-ctc"]
     train, calls = population.train_group, []
 
     def interrupted(*args, **kwargs):
@@ -109,13 +111,13 @@ def test_interrupted_generation_resumes_to_the_same_zoo(tmp_path, monkeypatch):
 
     monkeypatch.setattr(population, "train_group", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        tiny(tmp_path, "cut")
+        tiny(tmp_path, "cut", isolate=False)
     out = tmp_path / "cut" / "ci-digits-ctc"
     assert not out.exists()
     assert len(list(work_dir(out).glob("group-*.json"))) == 2
 
     calls.clear()
-    resumed = tiny(tmp_path, "cut")["ci-digits-ctc"]
+    resumed = tiny(tmp_path, "cut", isolate=False)["ci-digits-ctc"]
     groups = len(population.plan_groups(preset_configs("ci", TINY)[0],
                                         population.zoo_runs(preset_configs("ci", TINY)[0])))
     assert len(calls) == groups - 2  # only the unfinished groups were trained
@@ -131,7 +133,8 @@ def test_complete_zoos_are_skipped(tmp_path, monkeypatch):
         raise AssertionError("a complete zoo was trained again")
 
     monkeypatch.setattr(population, "train_group", no_training)
-    assert tiny(tmp_path)["ci-digits-ctc"] == first
+    assert tiny(tmp_path, isolate=False)["ci-digits-ctc"] == first
+    assert sorted(p.name for p in tmp_path.joinpath("a").iterdir()) == ["ci-digits-ctc"]
     assert (first / "manifest.json").stat().st_mtime_ns == stamp
 
 
@@ -208,3 +211,27 @@ def test_diverged_runs_are_kept_and_flagged(tmp_path):
     assert len(final) == 3 and final["nonfinite"].all() and final["diverged"].all()
     first = zoo.table[zoo.table["epoch"] == 0]
     assert not first["nonfinite"].any() and not first["diverged"].any()
+
+
+def test_a_zoo_finished_meanwhile_by_another_process_leaves_no_work_folder(tmp_path,
+                                                                          monkeypatch):
+    done = tiny(tmp_path, "other", isolate=False)["ci-digits-ctc"]
+    real = population.work_dir
+
+    def finished_meanwhile(out):  # another process puts the zoo in place before we lock it
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            done.rename(out)
+        return real(out)
+
+    monkeypatch.setattr(population, "work_dir", finished_meanwhile)
+    out = tiny(tmp_path, isolate=False)["ci-digits-ctc"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ci-digits-ctc"]
+
+
+def test_a_manifest_that_is_not_an_object_is_a_clear_error(tmp_path):
+    out = tmp_path / "a" / "ci-digits-ctc"
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text("[]")
+    with pytest.raises(ZooFormatError, match="not a zoo-bench manifest"):
+        tiny(tmp_path, isolate=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -252,3 +254,71 @@ def test_writer_rejects_bad_input_and_replaces_only_when_told(tmp_path, zoo_dir)
     zoo = Zoo.open(zoo_dir, verify=True)
     assert len(zoo) == 1 and zoo.flat(0)[0] == 0.5
     assert sorted(p.name for p in zoo_dir.parent.iterdir()) == ["z"]
+
+
+# --- manifests that are JSON but not manifests, cached content checks, permissions ------------
+@pytest.mark.parametrize("body", ["[1, 2]", "42", '"zoo"', "null"])
+def test_a_manifest_that_is_json_but_not_an_object_is_a_clear_error(zoo_dir, body):
+    (zoo_dir / MANIFEST).write_text(body)
+    with pytest.raises(ZooFormatError, match="not an object: not a zoo-bench manifest"):
+        Zoo.open(zoo_dir)
+
+
+def test_a_manifest_missing_its_fields_is_a_clear_error(zoo_dir):
+    edit_manifest(zoo_dir, lambda m: m.pop("files"))
+    with pytest.raises(ZooFormatError, match=r"fields \['files'\] are missing"):
+        Zoo.open(zoo_dir)
+
+
+def age(folder, seconds: float = 60.0) -> None:
+    """Date every file of a zoo back, as if it had been written a while ago."""
+    for p in folder.iterdir():
+        st = p.stat()
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
+
+
+def write_nan(path, network_offset: int) -> None:
+    """NaN into one weight, in place: same size, same inode, flags untouched."""
+    with open(path, "r+b") as f:
+        f.seek(network_offset * 4)
+        f.write(np.float32(np.nan).tobytes())
+
+
+def test_verify_cached_catches_nan_of_the_right_size_and_remembers_passes(zoo_dir, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
+    age(zoo_dir)
+    zoo = Zoo.open(zoo_dir)
+    assert zoo.verify_cached() is True  # checked
+    assert zoo.verify_cached() is False  # remembered: this file state passed
+    records = list((tmp_path / "home" / "verified").iterdir())
+    assert len(records) == 1  # kept outside the zoo folder, which holds only its three files
+    assert sorted(p.name for p in zoo_dir.iterdir()) == sorted([MANIFEST, TABLE, WEIGHTS])
+
+    write_nan(zoo_dir / WEIGHTS, int(zoo.table["weight_offset"].iat[5]) + 3)
+    assert zoo.nonfinite_count() == 1 and int(zoo.table["nonfinite"].sum()) == 0
+    with pytest.raises(ZooFormatError, match="zoo mixed .* does not match its manifest.*"
+                                             "weights.f32: sha256 differs.*re-create"):
+        Zoo.open(zoo_dir).verify_cached()
+    with pytest.raises(ZooFormatError):  # a failure is never remembered as a pass
+        Zoo.open(zoo_dir).verify_cached()
+
+
+def test_verify_cached_does_not_remember_a_file_younger_than_its_clock(zoo_dir, tmp_path):
+    zoo = Zoo.open(zoo_dir)  # just written: an edit within the timestamp granularity could hide
+    assert zoo.verify_cached(tmp_path / "cache") is True
+    assert zoo.verify_cached(tmp_path / "cache") is True
+
+
+def test_zoo_folders_and_atomic_files_follow_the_umask(tmp_path):
+    from zoo_bench.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_mixed(tmp_path / "z")
+        write_text_atomic(tmp_path / "cell.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "z").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "z" / MANIFEST).stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "cell.json").stat().st_mode) == 0o644

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from zoo_bench import Zoo, ZooWriter
 from zoo_bench.cli import main
+from zoo_bench.errors import ZooFormatError
 from zoo_bench.families import ctc
 from zoo_bench.suite import SuiteError, ensure_zoos, load_suite, present_zoos, suite_names
 
@@ -159,6 +160,21 @@ def test_ensure_zoos_fetches_catalog_zoos(tmp_path, monkeypatch):
     zoos = ensure_zoos(load_suite("real", write_toml(tmp_path)), progress=False)
     assert fetched == ["ctc-mnist", "ctc-svhn"]
     assert zoos["ctc-svhn"].datasets == ["svhn"]
+
+
+def test_a_damaged_zoo_of_the_right_size_is_refused_before_any_fit(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "home"))
+    paths = {name: write_zoo(tmp_path / name, name, name.split("-")[1])
+             for name in ("ctc-mnist", "ctc-svhn")}
+    monkeypatch.setattr("zoo_bench.catalog.ensure_zoo", lambda name, progress=True: paths[name])
+    suite = load_suite("real", write_toml(tmp_path))
+    assert sorted(ensure_zoos(suite, progress=False)) == ["ctc-mnist", "ctc-svhn"]
+    weights = paths["ctc-svhn"] / "weights.f32"
+    data = bytearray(weights.read_bytes())  # a NaN of the right size; the flags still say 0
+    data[8:12] = np.float32(np.nan).tobytes()
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ZooFormatError, match="ctc-svhn"):
+        ensure_zoos(suite, progress=False)
 
 
 def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):

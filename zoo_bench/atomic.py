@@ -2,6 +2,8 @@
 
 Every file the package writes for later reading (result cells, split files, shards, lock files)
 goes through here, so a crash or Ctrl-C can never leave a half-written file that looks complete.
+Files and folders made here get the permissions of the user's umask, as `open` and `mkdir`
+would give them, not the private 0600 / 0700 of `tempfile`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,42 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def umask() -> int:
+    """The process's current umask: from /proc on Linux (no race with other threads), else by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permissions a plain `open(path, "w")` would give a new file: 0666 less the umask."""
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    """Permissions a plain `mkdir` would give a new folder: 0777 less the umask."""
+    return 0o777 & ~umask()
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A fresh folder in `parent` (as `tempfile.mkdtemp`) with the umask's permissions.
+
+    Used for folders that are renamed into place when complete, so the result is readable by
+    whoever the user's umask lets read it.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(tmp, dir_mode())
+    return tmp
+
+
 def replace_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Run `write` on a temporary file beside `path`, sync it, then rename it into place."""
     path = Path(path)
@@ -22,6 +60,7 @@ def replace_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -4,7 +4,10 @@ Cache layout under the root (`zoo_bench.paths.home()` unless a `dir` is given):
     downloads/<zoo>/<archive>        verified archives (kept, so a zoo can be re-imported)
     downloads/<zoo>/<archive>.part   an interrupted download, resumed by the next call
     downloads/<zoo>/record.json      a Zenodo record's file list, kept for offline re-use
-    downloads/sha256.lock.json       hashes seen on first download where none is published
+    downloads/<zoo>/rejected/        files that were already there but did not verify or unpack
+                                     (placed by hand, never deleted), named <file>.<UTC time>
+    downloads/sha256.lock.json       hashes of archives with none published, recorded once the
+                                     archive has unpacked and imported
     zoos/<zoo>/                      the canonical zoo (see `zoo_bench.store`)
 """
 
@@ -19,6 +22,7 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -113,6 +117,7 @@ class Plan:
     files: list[tuple[RemoteFile, Path]] = field(default_factory=list)
     licence: str = ""
     note: str = ""
+    offline: str = ""  # why the file list is unknown (no network, nothing kept), else ""
 
 
 def load_catalog(path: Path | None = None) -> dict[str, CatalogEntry]:
@@ -289,14 +294,21 @@ def local_state(entry: CatalogEntry, dir: Path | None = None) -> str:
 def plan(name: str, dir: Path | None = None, *, catalog: Mapping[str, CatalogEntry] | None = None,
          policy: RetryPolicy | None = None, session: requests.Session | None = None,
          zenodo_api: str | None = None) -> Plan:
-    """What `ensure_zoo` would fetch and where, without fetching it (for `--dry-run`)."""
+    """What `ensure_zoo` would fetch and where, without fetching it (for `--dry-run`).
+
+    Offline, a Zenodo zoo's file list may be unknown: the plan then has no files, says why in
+    `offline`, and keeps what the catalog knows.
+    """
     entry = get_entry(name, catalog)
     root = Path(dir) if dir else home()
     zoo_dir = root / "zoos" / name
     if cached_zoo(name, root):
         return Plan(entry, zoo_dir, True, licence=entry.licence)
-    files, licence, note = remote_files(entry, root, api=zenodo_api, policy=policy,
-                                        session=session)
+    try:
+        files, licence, note = remote_files(entry, root, api=zenodo_api, policy=policy,
+                                            session=session)
+    except OfflineError as e:
+        return Plan(entry, zoo_dir, False, licence=entry.licence, offline=str(e))
     folder = _downloads(root, name)
     return Plan(entry, zoo_dir, False, [(f, folder / f.name) for f in files], licence, note)
 
@@ -347,10 +359,25 @@ def _hand_hint(entry: CatalogEntry, zoo_dir: Path) -> str:
     )
 
 
+def set_aside(path: Path) -> Path:
+    """Move a file we will not use out of the way, never deleting it: to a `rejected/` folder
+    beside it, under its name plus a UTC time stamp. Returns where it went."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.parent / "rejected" / f"{path.name}.{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, target)
+    return target
+
+
 def _obtain(entry: CatalogEntry, f: RemoteFile, dest: Path, pin: str, lock: HashLock,
             policy: RetryPolicy | None, session: requests.Session | None, progress: bool,
-            hint: str) -> str:
-    """Make `dest` a verified copy of `f` (already there, or downloaded); return its sha256."""
+            hint: str) -> tuple[str, bool]:
+    """Make `dest` a verified copy of `f` (already there, or downloaded).
+
+    Returns its sha256 and whether it was already there (placed by the user or kept from an
+    earlier run). Such a file that does not verify is set aside (`set_aside`), never deleted;
+    the error says where it went.
+    """
     locked = lock.get(f.key)
     expected = pin or f.sha256 or locked
     where = (
@@ -361,17 +388,22 @@ def _obtain(entry: CatalogEntry, f: RemoteFile, dest: Path, pin: str, lock: Hash
     )
     if dest.exists():
         try:
-            sha, _ = check_file(dest, f.key, sha256=expected, md5=f.md5, size=f.size)
+            sha, _ = check_file(dest, f.key, sha256=expected, md5=f.md5, size=f.size,
+                                remove=False)
         except DownloadError as e:
-            raise DownloadError(f"{e}{where}") from None
-        return sha
+            aside = set_aside(dest)
+            raise DownloadError(
+                f"{e} It was moved aside to {aside} (not deleted); put the right file at {dest} "
+                f"or run again to download it{where}"
+            ) from None
+        return sha, True
     if not f.urls:
         raise OfflineError(f"no URL is known for {f.name}; put it at {dest} and run again. {hint}")
     errors: list[DownloadError] = []
     for url in f.urls:
         try:
             return fetch(url, dest, sha256=expected, md5=f.md5, size=f.size, policy=policy,
-                         session=session, progress=progress, hint=hint).sha256
+                         session=session, progress=progress, hint=hint).sha256, False
         except DownloadError as e:
             errors.append(e)
             if len(f.urls) > 1:
@@ -430,35 +462,54 @@ def ensure_zoo(
     got = {}
     for f in files:
         dest = folder / f.name
-        got[f] = (dest, _obtain(entry, f, dest, pin, lock, policy, session, progress, hint))
+        got[f] = (dest, *_obtain(entry, f, dest, pin, lock, policy, session, progress, hint))
     unpacked = folder / ".unpacked"
     shutil.rmtree(unpacked, ignore_errors=True)
+    unverified = [f for f, (_, _, placed) in got.items() if placed and not (
+        pin or f.sha256 or f.md5 or lock.get(f.key))]
+    kept = (
+        f" The archives {[str(got[f][0]) for f in unverified]} were kept as you placed them and "
+        "no hash was recorded: replace them with the right files and run again."
+        if unverified else ""
+    )
     try:
-        for f, (dest, _) in got.items():
+        for f, (dest, _, placed) in got.items():
             fmt = archive_format(f.name) if entry.format == "auto" else entry.format
-            _unpack(dest, unpacked / f.name, fmt, progress)
-        for f, (dest, sha) in got.items():
-            if not (pin or f.sha256 or f.md5 or lock.get(f.key)):
-                lock.record(f.key, sha, dest.stat().st_size, name)
-                console.print(
-                    f"No checksum is published for {f.key}: recorded its sha256 {sha} in "
-                    f"{lock.path}; later downloads are checked against it."
-                )
+            _unpack(dest, unpacked / f.name, fmt, progress, placed)
         try:
             src = find_source(entry.importer, unpacked)
         except ZooImportError as e:
             raise ZooImportError(
                 f"the downloads of zoo {name} in {folder}: {e}. Unpack them yourself and import "
-                f"the right folder with `zoo-bench zoo import {entry.importer} SRC {zoo_dir}`"
+                f"the right folder with `zoo-bench zoo import {entry.importer} SRC {zoo_dir}`."
+                f"{kept}"
             ) from None
-        importer_for(entry.importer)(src, zoo_dir, name=name, overwrite=rebuild, progress=progress)
+        try:
+            importer_for(entry.importer)(src, zoo_dir, name=name, overwrite=rebuild,
+                                         progress=progress)
+        except ZooBenchError as e:
+            raise type(e)(f"{e}.{kept}" if kept else str(e)) from None
     finally:
         shutil.rmtree(unpacked, ignore_errors=True)
+    # Only an archive that unpacked and imported is trusted enough to lock its hash.
+    for f, (dest, sha, _) in got.items():
+        if not (pin or f.sha256 or f.md5 or lock.get(f.key)):
+            lock.record(f.key, sha, dest.stat().st_size, name)
+            console.print(
+                f"No checksum is published for {f.key}: recorded its sha256 {sha} in "
+                f"{lock.path} after it unpacked and imported; later downloads are checked "
+                "against it."
+            )
     return zoo_dir
 
 
-def _unpack(archive: Path, dest: Path, fmt: str | None, progress: bool) -> None:
-    """Extract one archive (or place a plain file); a damaged archive is deleted."""
+def _unpack(archive: Path, dest: Path, fmt: str | None, progress: bool,
+            placed: bool = False) -> None:
+    """Extract one archive (or place a plain file).
+
+    A damaged archive this run downloaded is deleted; one that was already there (placed by
+    the user, or kept from an earlier run) is moved aside, never deleted.
+    """
     if fmt is None:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy2(archive, dest / archive.name)
@@ -466,6 +517,12 @@ def _unpack(archive: Path, dest: Path, fmt: str | None, progress: bool) -> None:
     try:
         extract(archive, dest, format=fmt, progress=progress)
     except DamagedArchiveError as e:
+        if placed:
+            aside = set_aside(archive)
+            raise DamagedArchiveError(
+                f"{e}: it was moved aside to {aside}; put a good copy at {archive} or run again "
+                "to download it afresh"
+            ) from None
         archive.unlink(missing_ok=True)
         raise DamagedArchiveError(
             f"{e}: it was deleted, so running again downloads it afresh"

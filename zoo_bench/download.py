@@ -34,6 +34,7 @@ from rich.progress import (
 
 from zoo_bench.atomic import write_text_atomic
 from zoo_bench.errors import DownloadError
+from zoo_bench.progress import PlainProgress, progress_bar
 
 console = Console(stderr=True, soft_wrap=True)
 FAIL_AT_ONCE = (401, 403, 404, 410)
@@ -384,7 +385,7 @@ def _request(method: str, url: str, policy: RetryPolicy | None,
 class _Bar:
     """A rich progress bar with bytes, speed and ETA, or nothing when progress is off."""
 
-    def __init__(self, progress: Progress | None, label: str):
+    def __init__(self, progress: Progress | PlainProgress | None, label: str):
         self.progress, self.label, self.task = progress, label, None
 
     def start(self, total: int | None, done: int) -> None:
@@ -407,7 +408,7 @@ def _bar(enabled: bool, label: str) -> Iterator[_Bar]:
         return
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    with progress_bar(*columns, console=console, unit="bytes") as progress:
         yield _Bar(progress, label)
 
 

@@ -16,7 +16,6 @@ import re
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -24,10 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
 
+from zoo_bench.atomic import make_temp_dir
 from zoo_bench.download import console
 from zoo_bench.errors import DownloadError, UnsafeArchiveError
+from zoo_bench.progress import progress_bar
 
 FORMATS = {
     ".tar.xz": "tar.xz", ".txz": "tar.xz", ".tar.gz": "tar.gz", ".tgz": "tar.gz",
@@ -62,7 +63,7 @@ def extract(archive: Path, dest: Path, *, format: str | None = None,
             f"{archive}: unknown archive format {fmt!r}; known: {sorted(set(FORMATS.values()))}"
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+    tmp = make_temp_dir(dest.parent, f".{dest.name}.partial-")
     try:
         with _tracked(archive, progress) as f:
             if fmt == "zip":
@@ -192,7 +193,7 @@ def _resolve(path: str, links: set[str]) -> tuple[str | None, bool]:
 class _Tracked:
     """A read-only file that moves a progress bar as it is read (by compressed bytes)."""
 
-    def __init__(self, f: BinaryIO, progress: Progress | None, task: Any):
+    def __init__(self, f: BinaryIO, progress: Any, task: Any):
         self._f, self._progress, self._task = f, progress, task
 
     def _moved(self) -> None:
@@ -226,6 +227,6 @@ def _tracked(archive: Path, progress: bool) -> Iterator[Any]:
             return
         columns = (TextColumn("unpacking {task.description}"), BarColumn(), DownloadColumn(),
                    TimeRemainingColumn())
-        with Progress(*columns, console=console) as bar:
+        with progress_bar(*columns, console=console, unit="bytes") as bar:
             task = bar.add_task(archive.name, total=archive.stat().st_size)
             yield _Tracked(raw, bar, task)

@@ -24,7 +24,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from rich.progress import (
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.predictor import Budget, FitContext, Predictor, get_predictor
+from zoo_bench.progress import progress_bar
 from zoo_bench.provenance import RunProvenance, now, peak_cuda_mb, peak_rss_mb, reset_peak_cuda
 from zoo_bench.results import (
     STATUS_ERROR,
@@ -362,41 +362,6 @@ class _Runner:
         self.advance(job, status)
 
 
-class PlainProgress:
-    """Progress as whole plain lines (for logs: stdout not a terminal), at most one per
-    `every` seconds plus the first and the last: `cells 7/36 (19%) elapsed 0:01:02 eta ...`."""
-
-    def __init__(self, total: int, console: Console | None, every: float = LOG_EVERY,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.total, self.done, self.every, self.clock = total, 0, every, clock
-        self.write = (lambda text: console.print(text, markup=False, highlight=False,
-                                                 soft_wrap=True)) if console else _stdout_line
-        self.start = clock()
-        self.last: float | None = None
-
-    def update(self, advance: int = 0, description: str = "") -> None:
-        """Count `advance` finished cells; print a line when due (or when all are done)."""
-        self.done += advance
-        t = self.clock()
-        if self.last is not None and t - self.last < self.every and self.done < self.total:
-            return
-        self.last = t
-        elapsed = t - self.start
-        eta = (elapsed / self.done * (self.total - self.done)) if self.done else None
-        pct = 100 * self.done // self.total if self.total else 100
-        line = (f"cells {self.done}/{self.total} ({pct}%) elapsed {_hms(elapsed)} eta "
-                f"{_hms(eta) if eta is not None else '?'}")
-        self.write(f"{line} | {description}" if description else line)
-
-
-def _stdout_line(text: str) -> None:
-    print(text, flush=True)
-
-
-def _hms(seconds: float) -> str:
-    return str(timedelta(seconds=int(round(seconds))))
-
-
 def run_jobs(
     jobs: Sequence[Job],
     results: Path,
@@ -423,27 +388,22 @@ def run_jobs(
     configs = _configs(jobs, budgets, suite_obj)
     todo = _todo(jobs, results, overwrite, report, configs)
     console = console or Console()
-    live = progress and console.is_terminal
-    bar = Progress(
-        TextColumn("[bold]cells"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.description}"),
-        console=console, disable=not live,
-    )
-    plain = PlainProgress(len(todo), console, log_every) if progress and not live else None
+    live = progress and console.is_terminal and not console.is_dumb_terminal
+    bar = progress_bar(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("{task.fields[cell]}"), console=console, every_s=log_every,
+    ) if progress else Progress(disable=True)
     with bar:
-        task = bar.add_task("", total=len(todo))
+        task = bar.add_task("cells", total=len(todo), cell="")
 
         def advance(job: Job, status: str) -> None:
-            bar.update(task, advance=1, description=f"{_label(job)}: {status}")
-            if plain is not None:
-                plain.update(1, f"{_label(job)}: {status}")
+            bar.update(task, advance=1, cell=f"{_label(job)}: {status}")
 
         runner = _Runner(results, device, configs, suite_name, evaluator or Evaluator(),
                          live, report, advance)
-        if plain is not None:
-            plain.update(0)
         for group in _groups(todo):
-            bar.update(task, description=f"{_label(group[0])}: fitting ({len(group)} cells)")
+            bar.update(task, cell=f"{_label(group[0])}: fitting ({len(group)} cells)")
             runner.run_group(group)
     return report
 

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,9 @@ import pandas as pd
 import torch
 
 from zoo_bench.arch import Architecture, ZooNetwork
+from zoo_bench.atomic import make_temp_dir, write_text_atomic
 from zoo_bench.errors import ZooFormatError
+from zoo_bench.paths import home
 
 FORMAT_NAME = "zoo-bench-zoo"
 FORMAT_VERSION = 1
@@ -268,6 +271,55 @@ class Zoo:
                 if progress is not None:
                     progress(done)
 
+    def verify_cached(self, cache_dir: Path | None = None) -> bool:
+        """`verify` once per zoo and file state: a pass is remembered, so checking again costs
+        three `stat` calls until a file changes. Returns True if the check ran, False if a
+        remembered pass was used.
+
+        The state is each file's (size, mtime_ns, inode) plus the manifest's sha256; passes are
+        kept outside the zoo folder, in `cache_dir` (default ``<zoo_bench.paths.home()>/
+        verified``). A pass is not remembered while a file is less than two seconds old, so a
+        change within the file system's timestamp granularity cannot hide behind it. Raises
+        ZooFormatError naming the zoo and the fix when weights, table or flags do not match the
+        manifest.
+        """
+        folder = Path(cache_dir) if cache_dir is not None else home() / "verified"
+        where = self.path.resolve()
+        record = folder / f"{hashlib.sha256(str(where).encode()).hexdigest()[:32]}.json"
+        state = {"path": str(where), "manifest_sha256": self.manifest_sha256, "files": {}}
+        for rel in (MANIFEST, *self.manifest["files"]):
+            st = (self.path / rel).stat()
+            state["files"][rel] = [st.st_size, st.st_mtime_ns, st.st_ino]
+        try:
+            if json.loads(record.read_text()) == state:
+                return False
+        except (OSError, ValueError):
+            pass
+        full = self if len(self) == int(self.manifest["n_networks"]) else Zoo.open(self.path)
+        try:
+            full.verify()
+        except ZooFormatError as e:
+            record.unlink(missing_ok=True)
+            raise ZooFormatError(
+                f"zoo {self.name} ({self.path}) does not match its manifest: {e}. Its scores "
+                "would be wrong: re-create it (`zoo-bench zoo generate ... --overwrite`) or "
+                "delete the folder and download it again (`zoo-bench zoo download NAME`)"
+            ) from None
+        newest = max(mtime for _, mtime, _ in state["files"].values())
+        if time.time_ns() - newest >= 2_000_000_000:
+            write_text_atomic(record, json.dumps(state))
+        return True
+
+    def nonfinite_count(self, chunk: int = 4096) -> int:
+        """Networks with a NaN or infinite weight, counted from the weights themselves (the
+        `nonfinite` column only says what the writer saw)."""
+        count = 0
+        for group in self.arch_groups().values():
+            for start in range(0, len(group), chunk):
+                flats = self.flat_batch(group[start : start + chunk])  # (B, P)
+                count += int((~np.isfinite(flats).all(axis=1)).sum())
+        return count
+
     def summary(self) -> dict[str, Any]:
         """Counts, architectures, datasets and property statistics, for `zoo-bench zoo info`."""
         t = self.table
@@ -312,6 +364,11 @@ def _read_manifest(path: Path) -> dict:
         raise ZooFormatError(
             f"{path / MANIFEST} is not valid JSON ({e}); re-create the zoo"
         ) from None
+    if not isinstance(manifest, dict):
+        raise ZooFormatError(
+            f"{path / MANIFEST} holds a JSON {type(manifest).__name__}, not an object: not a "
+            "zoo-bench manifest; re-create or re-download the zoo"
+        )
     if manifest.get("format") != FORMAT_NAME:
         raise ZooFormatError(
             f"{path / MANIFEST}: not a zoo-bench manifest (format={manifest.get('format')!r})"
@@ -321,6 +378,14 @@ def _read_manifest(path: Path) -> dict:
             f"{path / MANIFEST}: format version {manifest.get('format_version')!r} is not "
             f"supported (this zoo-bench reads version {FORMAT_VERSION}); upgrade zoo-bench or "
             "re-create the zoo"
+        )
+    kinds = {"name": str, "architectures": dict, "files": dict, "sizes": dict,
+             "n_networks": int, "n_weights": int}
+    bad = [k for k, kind in kinds.items() if not isinstance(manifest.get(k), kind)]
+    if bad:
+        raise ZooFormatError(
+            f"{path / MANIFEST}: fields {bad} are missing or of the wrong type; re-create or "
+            "re-download the zoo"
         )
     return manifest
 
@@ -363,7 +428,7 @@ class ZooWriter:
                 f"{self.out} exists; pass overwrite=True (--overwrite) to replace it"
             )
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+        self.tmp = make_temp_dir(self.out.parent, f".{self.out.name}.partial-")
         self.name = name
         self.source = dict(source)
         self.architectures = {a.name: a for a in architectures}

@@ -172,16 +172,24 @@ def current_versions(suite: Suite) -> dict[str, str]:
 
 
 def ensure_zoos(suite: Suite, progress: bool = True) -> dict[str, Zoo]:
-    """Every zoo of the suite, opened; generated or downloaded first where missing."""
+    """Every zoo of the suite, opened and its content checked against its manifest (a pass is
+    cached per zoo and file state); generated or downloaded first where missing. A damaged zoo
+    raises ZooFormatError here, before any fit, so nothing is ever scored on it."""
     if suite.preset is not None:
         from zoo_bench.generate import generate_preset
 
         paths = generate_preset(suite.preset, out_dir=None, only=None, progress=progress,
                                 table=suite.generate)
-        return {name: Zoo.open(p) for name, p in sorted(paths.items())}
-    from zoo_bench.catalog import ensure_zoo
+    else:
+        from zoo_bench.catalog import ensure_zoo
 
-    return {name: Zoo.open(ensure_zoo(name, progress=progress)) for name in suite.zoo_names()}
+        paths = {name: ensure_zoo(name, progress=progress) for name in suite.zoo_names()}
+    return {name: _checked(Zoo.open(path)) for name, path in sorted(paths.items())}
+
+
+def _checked(zoo: Zoo) -> Zoo:
+    zoo.verify_cached()
+    return zoo
 
 
 def suite_infos(suite: Suite) -> dict[str, ZooInfo]:

@@ -14,6 +14,7 @@ from zoo_bench.catalog import ensure_zoo, load_catalog, local_state, plan, size_
 from zoo_bench.download import partial_bytes
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.paths import home
+from zoo_bench.store import Zoo
 
 DIR_HELP = "Cache root to use instead of $ZOO_BENCH_HOME or the user cache (zoos go to DIR/zoos)."
 STATE_STYLE = {"ready": "[green]ready[/]", "damaged": "[red]damaged[/]",
@@ -52,6 +53,42 @@ def list_zoos(dir_: Path | None) -> None:
         "check: the published sha256 or Zenodo md5, or `lock` = the sha256 recorded on first "
         "download. ? = not published.\nFetch one with `zoo-bench zoo download NAME`."
     )
+    others = other_zoos(root, set(catalog))
+    if others:
+        table = Table(title="Other zoos in the cache (generated or imported)", box=box.SIMPLE_HEAD,
+                      pad_edge=False)
+        table.add_column("name", no_wrap=True)
+        for col in ("networks", "size"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for col in ("source", "state"):
+            table.add_column(col, no_wrap=True)
+        for row in others:
+            table.add_row(*row)
+        Console().print(table)
+
+
+def other_zoos(root: Path, known: set[str]) -> list[tuple[str, str, str, str, str]]:
+    """Zoo folders in `root/zoos` that are not catalog entries (generated or imported ones):
+    name, networks, size on disk, source, and whether they open (ready) or not (damaged)."""
+    folder = root / "zoos"
+    if not folder.is_dir():
+        return []
+    rows = []
+    for path in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if path.name in known:
+            continue
+        try:
+            zoo = Zoo.open(path)
+        except (ZooBenchError, OSError, ValueError, KeyError):
+            rows.append((path.name, "?", "?", "?", STATE_STYLE["damaged"]))
+            continue
+        source = zoo.manifest.get("source", {})
+        kind = str(source.get("kind", "?")) if isinstance(source, dict) else "?"
+        if kind == "generated" and source.get("preset"):
+            kind += f" (preset {source['preset']})"
+        size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+        rows.append((path.name, f"{len(zoo):,}", decimal(size), kind, STATE_STYLE["ready"]))
+    return rows
 
 
 @click.command("download")
@@ -82,6 +119,21 @@ def _dry_run(name: str, dir_: Path | None) -> None:
     p = plan(name, dir_)
     if p.cached:
         click.echo(f"zoo {name} is already in the cache at {p.zoo_dir}: nothing to fetch")
+        return
+    if p.offline:
+        e = p.entry
+        folder = p.zoo_dir.parent.parent / "downloads" / name
+        record = f"Zenodo record {e.zenodo}" if e.zenodo else ", ".join(e.urls)
+        click.echo(
+            f"offline: the file list of zoo {name} is not known here ({p.offline})\n"
+            f"what the catalog says: {record}"
+            f"{'; files ' + ', '.join(e.files) if e.files else ''}; "
+            f"{decimal(e.size) if e.size else 'size not published'}; "
+            f"{f'{e.networks:,} networks' if e.networks else 'network count not published'}; "
+            f"checked by {CHECK_WORDS[e.checksum]}; licence {e.licence or 'on record'}\n"
+            f"archives placed by hand go in {folder}/; the zoo would be imported with the "
+            f"{e.importer} importer into {p.zoo_dir}"
+        )
         return
     if p.note:
         click.echo(p.note)

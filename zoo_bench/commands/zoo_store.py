@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from zoo_bench.errors import RegistryError, ZooBenchError
 from zoo_bench.paths import zoo_path
+from zoo_bench.progress import progress_bar
 from zoo_bench.registry import IMPORTERS
 from zoo_bench.store import Zoo
 
@@ -79,6 +80,11 @@ def resolve_zoo(path: str) -> Path:
 def summary_tables(zoo: Zoo, verified: bool = False) -> list[Table]:
     """Rich tables for `zoo info`: overview, architectures, properties."""
     s = zoo.summary()
+    counted = zoo.nonfinite_count()
+    nonfinite = f"{counted:,} (counted in the weights)"
+    if counted != s["nonfinite"]:
+        nonfinite += (f"; the table flags {s['nonfinite']:,}: the zoo is damaged, run "
+                      "`zoo-bench zoo info --verify`")
     overview = Table(title=f"zoo {s['name']}", show_header=False)
     overview.add_column("what", style="bold")
     overview.add_column("value")
@@ -87,7 +93,7 @@ def summary_tables(zoo: Zoo, verified: bool = False) -> list[Table]:
         ("source", zoo.manifest.get("source", {}).get("kind", "?")),
         ("networks", f"{s['networks']:,}"),
         ("runs", f"{s['runs']:,}"),
-        ("non-finite", f"{s['nonfinite']:,}"),
+        ("non-finite", nonfinite),
         ("datasets", ", ".join(f"{d} ({n:,})" for d, n in s["datasets"].items())),
         ("epochs", ", ".join(str(e) for e in s["epochs"])),
         ("hyperparameters", ", ".join(zoo.hyperparameters)),
@@ -114,7 +120,7 @@ def summary_tables(zoo: Zoo, verified: bool = False) -> list[Table]:
 
 def _verify(zoo: Zoo) -> None:
     columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("verify", total=len(zoo))
         zoo.verify(progress=lambda done: bar.update(task, completed=done))
 

@@ -40,14 +40,18 @@ def generate_preset(
     download: bool = False,
     overwrite: bool = False,
     table: Mapping[str, Any] | None = None,
+    isolate: bool = True,
 ) -> dict[str, Path]:
     """Generate the preset's zoos that are not complete yet; returns zoo name -> folder.
 
     Zoos go to `out_dir / name`, by default the cache (`zoo_bench.paths.zoo_path`). `only`
     keeps zoos by name, or by dataset or family (e.g. ``["digits"]``). `overrides` replaces
     preset keys (runs, epochs, seed, datasets, families ...). `workers` CPU processes train
-    groups in parallel (default: one per available core), each on one thread. `table` is the
-    preset's table when it comes from a suite file instead of the default benchmark.toml.
+    groups in parallel (default: one per available core), each on one thread, with kernels
+    pinned to the baseline x86-64 code paths so the bytes do not depend on the CPU
+    (`zoo_bench.generate.population.PINNED_ENV`); `isolate=False` trains in this process
+    instead, with its own kernels. `table` is the preset's table when it comes from a suite
+    file instead of the default benchmark.toml.
     """
     configs = preset_configs(preset, overrides, table)
     if only is not None:
@@ -64,5 +68,5 @@ def generate_preset(
     return generate_zoos(
         configs, outs, preset=preset, device=device, workers=workers,
         data=DataSource(None if data_root is None else str(data_root), download),
-        overwrite=overwrite, progress=progress,
+        overwrite=overwrite, progress=progress, isolate=isolate,
     )

@@ -7,6 +7,14 @@ configuration's hash) and one shard per finished group (``group-00012.npy`` weig
 rerun with the same configuration trains only the groups without a shard, and yields the same
 zoo, bit for bit, as an uninterrupted one: every group is trained on one CPU thread from seeds
 fixed by the plan, whichever process or order it runs in.
+
+Float kernels differ by CPU instruction set: PyTorch's own (ATen), oneDNN's convolutions and
+MKL's matrix products each pick AVX-512, AVX2 or SSE code at run time, and each choice changes
+the trained weights. Worker processes therefore run with `PINNED_ENV`, whatever the caller's
+environment: every library capped at its baseline x86-64 code path (ATen `default`, oneDNN
+SSE4.1, MKL's conditional numerical reproducibility `COMPATIBLE,STRICT`), strict float maths and
+one thread, so the same seed gives the same zoo bytes on any x86-64 CPU with SSE4.1 and the same
+torch build.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,16 @@ from zoo_bench.store import MANIFEST, ZooWriter
 GENERATOR = "zoo_bench.generate"
 PLAN = "plan.json"
 WORKER_TAG = "zoo-bench-worker:"  # marks a worker's protocol lines among anything else it prints
+PINNED_ENV = {
+    "ATEN_CPU_CAPABILITY": "default",  # PyTorch's vectorised kernels: no AVX2 / AVX-512 paths
+    "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN (convolutions): its lowest code path
+    "DNNL_MAX_CPU_ISA": "SSE41",  # the same, by oneDNN's older name
+    "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",  # no implicit bf16 / tf32 down-conversion
+    "DNNL_DEFAULT_FPMATH_MODE": "STRICT",
+    "MKL_CBWR": "COMPATIBLE,STRICT",  # MKL (matrix products): one code path on every x86 CPU
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 
 class GenerationError(ZooBenchError):
@@ -168,19 +186,23 @@ def task_from_dict(d: dict[str, Any]) -> GroupTask:
 
 
 def _run_tasks(
-    tasks: Sequence[GroupTask], workers: int, on_epoch: Callable[[str, int], None]
+    tasks: Sequence[GroupTask], workers: int, on_epoch: Callable[[str, int], None],
+    isolate: bool = True,
 ) -> None:
-    """Train every task, in this process (one worker) or in worker subprocesses.
+    """Train every task in worker subprocesses with `PINNED_ENV` (or, if not `isolate`, in this
+    process with whatever kernels it has).
 
     Each worker takes the next task when it finishes one; if a worker fails, the others are
     stopped and its error is raised (finished shards stay, so a rerun resumes).
     """
-    if workers <= 1 or len(tasks) <= 1:
+    if not isolate:
         for t in tasks:
             run_group(t, on_epoch=lambda n, name=t.config.name: on_epoch(name, n))
         return
+    if not tasks:
+        return
     todo = list(reversed(tasks))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {**os.environ, **PINNED_ENV}
     workers_ = [_Worker(env) for _ in range(min(workers, len(tasks)))]
     sel = selectors.DefaultSelector()
     try:
@@ -255,9 +277,10 @@ class _Worker:
 
 
 def source_of(
-    config: ZooConfig, preset: str | None, device: str, data: DataSource
+    config: ZooConfig, preset: str | None, device: str, data: DataSource, pinned: bool = True,
 ) -> dict[str, Any]:
-    """The manifest's `source` entry for a generated zoo."""
+    """The manifest's `source` entry for a generated zoo; `kernels` records the pinned
+    environment the workers trained under (null: the caller's own kernels)."""
     return {
         "kind": "generated",
         "generator": GENERATOR,
@@ -267,6 +290,7 @@ def source_of(
         "dataset_sha256": load_dataset(config.dataset, data.root).sha256(),
         "device": device,
         "torch": torch.__version__,
+        "kernels": dict(PINNED_ENV) if pinned else None,
     }
 
 
@@ -279,24 +303,40 @@ def is_complete(config: ZooConfig, out: Path) -> bool:
     if not manifest.is_file():
         return False
     try:
-        source = json.loads(manifest.read_text()).get("source", {})
+        body = json.loads(manifest.read_text())
     except json.JSONDecodeError:
         raise ZooFormatError(
             f"{manifest} is not valid JSON; delete {out} and generate again"
         ) from None
+    source = body.get("source") if isinstance(body, dict) else None
+    if not isinstance(source, dict):
+        raise ZooFormatError(
+            f"{manifest} is not a zoo-bench manifest (no `source` object); delete {out} and "
+            "generate again"
+        )
     return source.get("config_sha256") == config.sha256()
 
 
 @contextmanager
 def _locked(work: Path) -> Iterator[None]:
-    """Hold the work folder's lock: one process generates a given zoo at a time."""
+    """Hold the work folder's lock: one process generates a given zoo at a time.
+
+    A work folder that holds nothing but the lock when we let go (the zoo was complete, or
+    nothing was started) is removed with it, so no empty ``.<name>.work/`` is left behind.
+    """
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "lock", "w") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fcntl.flock(f, fcntl.LOCK_EX)  # another process is at it: wait for it
-        yield
+        try:
+            yield
+        finally:
+            if work.is_dir() and [p.name for p in work.iterdir()] == ["lock"]:
+                (work / "lock").unlink(missing_ok=True)
+                with suppress(OSError):
+                    work.rmdir()
 
 
 def _prepare(config: ZooConfig, work: Path, overwrite: bool, data: DataSource) -> set[int]:
@@ -369,8 +409,15 @@ def generate_zoos(
     data: DataSource = DataSource(),
     overwrite: bool = False,
     progress: bool = True,
+    isolate: bool = True,
 ) -> dict[str, Path]:
-    """Generate every zoo not already complete, resuming unfinished ones; name -> folder."""
+    """Generate every zoo not already complete, resuming unfinished ones; name -> folder.
+
+    `isolate` (the default) trains in worker processes whose kernels are pinned (`PINNED_ENV`),
+    so the bytes do not depend on the CPU or the caller's environment; False trains in this
+    process with its own kernels (for tests that patch the trainer; the bytes then depend on
+    the CPU, and the manifest says so).
+    """
     _check_device(device)
     if device != "cpu":
         workers = 1
@@ -415,9 +462,10 @@ def generate_zoos(
         tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together
         bar = _Progress(states, tasks) if progress else None
         with bar or nullcontext():
-            _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None))
+            _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None),
+                       isolate=isolate and device == "cpu")
         for config, out, work, runs, groups in states:
-            source = source_of(config, preset, device, data)
+            source = source_of(config, preset, device, data, pinned=isolate and device == "cpu")
             result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)
             shutil.rmtree(work, ignore_errors=True)
     return result
@@ -440,13 +488,14 @@ class _Progress:
     def __init__(self, states: Sequence[tuple], tasks: Sequence[GroupTask]):
         from rich.progress import (
             BarColumn,
-            Progress,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
-        self.bar = Progress(
+        from zoo_bench.progress import progress_bar
+
+        self.bar = progress_bar(
             TextColumn("{task.description}"), BarColumn(),
             TextColumn("{task.fields[runs]}"), TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(),

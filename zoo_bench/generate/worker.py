@@ -1,6 +1,8 @@
 """A generation worker process: `python -m zoo_bench.generate.worker`.
 
-Reads one JSON group task per line on stdin, trains it on one thread, writes its shard, and
+Started by `population._run_tasks` with `population.PINNED_ENV` in its environment, so its
+kernels are the same on every x86-64 CPU. Reads one JSON group task per line on stdin, trains it
+on one thread, writes its shard, and
 reports on stdout: ``<TAG> epoch <n>`` after each epoch (n networks), ``<TAG> done <group>`` at
 the end; other output lines are ignored. Plain subprocesses rather than multiprocessing, so
 callers need no ``__main__`` guard.

@@ -10,13 +10,13 @@ from pathlib import Path
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
 from zoo_bench.errors import ZooImportError
+from zoo_bench.progress import progress_bar as make_bar
 
 
 def require_files(src: Path, names: Iterable[str], what: str) -> None:
@@ -52,6 +52,6 @@ def progress_bar(total: int, description: str, enabled: bool) -> Iterator[Callab
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns) as bar:
+    with make_bar(*columns) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)

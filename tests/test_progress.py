@@ -1,0 +1,73 @@
+"""`zoo_bench.progress`: a rich bar on a terminal; in a log file, plain periodic lines and no
+cursor codes or fragments."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
+
+from zoo_bench.progress import PlainProgress, progress_bar
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_log_file_gets_plain_lines_every_tenth_and_at_the_end():
+    out, clock = io.StringIO(), Clock()
+    with PlainProgress(out, every_s=1e9, every_frac=0.1, clock=clock) as bar:
+        task = bar.add_task("cells", total=50, runs="")
+        for _ in range(50):
+            clock.now += 2.0
+            bar.advance(task, 1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10  # 10 %, 20 %, ... 100 %, once each
+    assert lines[0] == "[progress] cells: 5/50 (10%) elapsed 0:00:10 eta 0:01:30"
+    assert lines[-1] == "[progress] cells: 50/50 (100%) elapsed 0:01:40"
+    assert "\x1b" not in out.getvalue() and "…" not in out.getvalue()
+
+
+def test_slow_tasks_get_a_line_every_period_and_fields_are_shown():
+    out, clock = io.StringIO(), Clock()
+    bar = PlainProgress(out, every_s=30, every_frac=0.5, clock=clock)
+    task = bar.add_task("all zoos", total=1000, runs="0/6 runs")
+    for _ in range(9):
+        clock.now += 10.0
+        bar.update(task, advance=1, runs="1/6 runs")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3  # at 30, 60 and 90 seconds
+    assert lines[0].startswith("[progress] all zoos: 3/1000 (0%) elapsed 0:00:30 eta ")
+    assert lines[0].endswith("runs=1/6 runs")
+
+
+def test_byte_amounts_read_as_sizes():
+    out = io.StringIO()
+    with PlainProgress(out, unit="bytes") as bar:
+        task = bar.add_task("cifar10.tar.xz", total=2_000_000)
+        bar.advance(task, 2_000_000)
+    assert "2.0 MB/2.0 MB (100%)" in out.getvalue()
+
+
+def test_the_factory_picks_by_where_the_output_goes():
+    log = Console(file=io.StringIO(), force_terminal=False)
+    tty = Console(file=io.StringIO(), force_terminal=True)
+    assert isinstance(progress_bar(TextColumn("x"), BarColumn(), console=log), PlainProgress)
+    assert isinstance(progress_bar(TextColumn("x"), console=tty), Progress)
+
+
+def test_generation_into_a_log_writes_plain_progress_lines(tmp_path, capsys):
+    from zoo_bench.generate import generate_preset
+
+    generate_preset("ci", out_dir=tmp_path, progress=True, workers=1, isolate=False,
+                    overrides={"datasets": ["digits"], "families": ["ctc"], "runs": 2,
+                               "epochs": 1})
+    err = capsys.readouterr().err
+    assert "[progress] ci-digits-ctc: 2/2 (100%)" in err
+    assert "[progress] all zoos: 2/2 (100%)" in err
+    assert "\x1b" not in err
