@@ -9,6 +9,7 @@ drifting load hits both sides alike. It also says whether the two sides' zoos di
 
     .venv/bin/python benchmarks/bench_generate.py                 # ci preset, 2 repeats each
     .venv/bin/python benchmarks/bench_generate.py --preset ci --only digits --repeats 3
+    .venv/bin/python benchmarks/bench_generate.py --preset default --only cnn_small --runs 64
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ UNPINNED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one thread per wo
 
 
 def run_once(preset: str, only: list[str] | None, workers: int | None, pinned: bool,
-             root: Path) -> tuple[float, dict[str, str]]:
+             root: Path, overrides: dict[str, int]) -> tuple[float, dict[str, str]]:
     """Generate the preset into a fresh folder; seconds and each zoo's weights sha256."""
     population.PINNED_ENV = PINNED if pinned else UNPINNED
     out = Path(tempfile.mkdtemp(dir=root))
     start = time.perf_counter()
-    paths = generate_preset(preset, out_dir=out, only=only, progress=False, workers=workers)
+    paths = generate_preset(preset, out_dir=out, only=only, progress=False, workers=workers,
+                            overrides=overrides)
     seconds = time.perf_counter() - start
     shas = {n: json.loads((p / "manifest.json").read_text())["files"]["weights.f32"]
             for n, p in paths.items()}
@@ -48,16 +50,18 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="zoos, datasets or families")
     ap.add_argument("--workers", type=int, default=None, help="default: one per core")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=None, help="runs per zoo (default: the preset's)")
     args = ap.parse_args()
+    overrides = {"runs": args.runs} if args.runs else {}
     print(describe({"preset": args.preset, "only": args.only, "workers": args.workers or "all",
-                    "pinned kernels": PINNED}))
+                    "overrides": overrides, "pinned kernels": PINNED}))
     times: dict[bool, list[float]] = {True: [], False: []}
     shas: dict[bool, dict[str, str]] = {}
     order = [k % 4 in (0, 3) for k in range(2 * args.repeats)]  # pinned first, then A B B A
     with tempfile.TemporaryDirectory() as root:
         for pinned in order:
             seconds, shas[pinned] = run_once(args.preset, args.only, args.workers, pinned,
-                                             Path(root))
+                                             Path(root), overrides)
             times[pinned].append(seconds)
             print(f"{'pinned  ' if pinned else 'unpinned'} {seconds:7.1f} s  ({load_now()})",
                   flush=True)
