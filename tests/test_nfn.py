@@ -27,7 +27,7 @@ from zoo_bench.training import Batch
 METHODS = ("nfn_np", "nfn_hnp", "nft")
 PROPERTY = "test_accuracy"
 EPOCHS = "all"  # every checkpoint of a run on its side of the split, as in test_baselines
-SEEDS = (0, 1)
+SEEDS = (0,)  # one seed: three methods x 4 cells of CPU fits already take minutes
 # The ci suite's budgets for these methods (benchmark.toml), so the test fits what the suite fits.
 CI_BUDGET = Budget(max_epochs=30)
 
