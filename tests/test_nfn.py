@@ -171,7 +171,7 @@ def test_same_seed_gives_the_same_predictions(standard, method):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_fitted_model_reads_a_wider_ctc_but_not_cnn_small(standard, tmp_path, method):
+def test_fitted_model_reads_a_wider_ctc_but_not_cnn_small(standard, ci, tmp_path, method):
     """Parameters are shared across hidden units, so a model fitted on ci-digits-ctc (16 units)
     reads a ctc of 24 units; cnn_small (5 layers, other kernels) is never readable."""
     cell, _, p, _, _ = next(r for r in standard[method] if r[0].source == "ci-digits-ctc")
@@ -184,7 +184,7 @@ def test_fitted_model_reads_a_wider_ctc_but_not_cnn_small(standard, tmp_path, me
     flats = np.random.default_rng(1).normal(0, 0.3, (6, wider.n_params))
     pred = p.predict(_write(tmp_path / "wide", wider, flats, np.linspace(0, 1, 6)))
     assert pred.shape == (6,) and np.isfinite(pred).all() and np.ptp(pred) > 0
-    small = next(z for n, z in ci[0].items() if n.endswith("digits-cnn_small"))
+    small = ci[0]["ci-digits-cnn_small"]
     with pytest.raises(PredictorError, match="can_predict"):
         p.predict(small)
 
