@@ -30,6 +30,13 @@ class StatNN(TorchPredictor):
     the last layer, the same statistics pooled over all conv / all linear tensors, presence
     flags, log parameter count and depth (see `baselines.features.statnn_features`).
     Features are standardised on the training split and clipped to +-10.
+
+    Conventions, compared with nfn's `StatFeaturizer` (the NFN papers' StatNN): the variance
+    is the population one (divisor n; nfn's is the sample variance, divisor n - 1, so on the
+    real CIFAR-10-GS network ours times n/(n-1) equals theirs and mean and quantiles agree
+    exactly, `tests/test_nfn.py`); every statistic then goes through sign-log1p, non-finite
+    weights count as 0, and the pooled per-kind statistics, presence flags, log parameter count
+    and depth are extras of ours.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
