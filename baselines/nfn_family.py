@@ -44,10 +44,15 @@ from nfn.layers import (
 )
 from torch import nn
 
-from zoo_bench.arch import Architecture
-from zoo_bench.predictor import FitContext, PredictorError
-from zoo_bench.store import Zoo
-from zoo_bench.training import Batch, TorchPredictor, usable_positions
+from zoo_bench import (
+    Architecture,
+    Batch,
+    FitContext,
+    PredictorError,
+    TorchPredictor,
+    Zoo,
+    usable_positions,
+)
 
 CLIP = 10.0
 STAT_NETWORKS = 2048  # training networks the normalisation statistics are taken over (at most)
