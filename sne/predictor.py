@@ -64,7 +64,7 @@ class SNEPredictor(TorchPredictor):
         "lr": 2e-3, "batch_size": 8, "max_epochs": None, "patience": None,
         "max_steps": 1000, "patience_steps": 250,
         **SNEConfig().to_dict(),
-        "logit_invariance": 0.1, "li_batch": 8, "min_steps": 600,
+        "logit_invariance": 0.1, "li_batch": 4, "min_steps": 600,
     }
     supports_note = "any conv2d / linear network"
 
