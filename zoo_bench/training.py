@@ -167,8 +167,9 @@ class TrainResult:
     degenerate: bool = False
 
 
-# Default warm-up floor of every TorchPredictor (see README, "Model selection").
-MIN_STEPS = 500
+# Default warm-up floor of every TorchPredictor: 3x the longest plateau the baselines showed
+# (deepsets on default-digits-ctc: val-prediction spread 0.006 at step 3, 0.33 by step 33).
+MIN_STEPS = 100
 
 Forward = Callable[[Batch], torch.Tensor]
 LossHook = Callable[[nn.Module, Batch, torch.Tensor], torch.Tensor]
