@@ -9,8 +9,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from baselines.features import statnn_dim, statnn_features
-from zoo_bench import Batch, Standardizer, TorchPredictor, Zoo, usable_positions
+from zoo_bench import (
+    Batch,
+    Standardizer,
+    TorchPredictor,
+    Zoo,
+    statnn_dim,
+    statnn_features,
+    usable_positions,
+)
 
 
 def mlp(n_in: int, hidden: int, layers: int, dropout: float) -> nn.Sequential:
@@ -28,7 +35,7 @@ class StatNN(TorchPredictor):
     For one architecture of depth k+1 these are exactly the paper's 7 x 2 x (k+1) statistics.
     Mixed architectures share one space: statistics of the first `first_layers` layers and of
     the last layer, the same statistics pooled over all conv / all linear tensors, presence
-    flags, log parameter count and depth (see `baselines.features.statnn_features`).
+    flags, log parameter count and depth (see `zoo_bench.features.statnn_features`).
     Features are standardised on the training split and clipped to +-10.
 
     Conventions, compared with nfn's `StatFeaturizer` (the NFN papers' StatNN): the variance

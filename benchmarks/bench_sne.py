@@ -13,13 +13,17 @@
 3. Achieved FLOP/s of inference (matmul/attention FLOPs counted by FlopCounterMode) as a share
    of what torch.matmul reaches on this machine in the same run.
 4. Speed-up over the naive per-network, per-layer loop (sne/naive.py), same model and weights;
-   the outputs are asserted equal.
+   the outputs are asserted equal. Both get the same number of repeats, interleaved (batched,
+   naive, batched, ...), so a change in machine load hits both alike; the best of each is shown.
+
+The header prints the command line, torch version, thread count and the machine's load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -115,6 +119,19 @@ def best_time(fn, reps: int) -> float:
     return min(times)
 
 
+def interleaved_best(fns: list, reps: int) -> list[float]:
+    """Fastest of `reps` calls of each function, the calls interleaved (after one warm-up each)."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
+
+
 def matmul_flops(reps: int) -> float:
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
     return 2 * 1024**3 / best_time(lambda: a @ b, reps)
@@ -177,7 +194,10 @@ def main() -> None:
         return
     reps = 2 if args.quick else 5
     cfg = SNEConfig()
-    print(f"SNE benchmark: torch {torch.__version__}, {args.threads} thread(s), defaults {cfg}\n")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"SNE benchmark: torch {torch.__version__}, {args.threads} thread(s), "
+          f"{os.cpu_count()} CPUs, load average {load}; defaults {cfg}\n")
 
     print("1. Peak memory encoding one network (fresh process each; growth of VmHWM beyond the")
     print("   RSS before encoding, which already holds the weights)")
@@ -207,8 +227,8 @@ def main() -> None:
         t_fast = best_time(lambda: model(batch), reps)
         peak = matmul_flops(reps)
         small = [(arch, flats[:32])]
-        t_small = best_time(lambda: model(small), reps)
-        t_naive = best_time(lambda: naive_forward(model, small), max(1, reps // 2))
+        t_small, t_naive = interleaved_best(
+            [lambda: model(small), lambda: naive_forward(model, small)], reps)
         torch.testing.assert_close(model(small), naive_forward(model, small), rtol=1e-5, atol=1e-6)
 
     print(f"\n2. Throughput, ctc(size=16) ({arch.n_params:,} parameters)")
@@ -243,8 +263,10 @@ def main() -> None:
           f"{peak / 1e9:.2f} GFLOP/s; share {flops / t_fast / peak:.1%}")
 
     print("\n4. Batched vs naive loop over networks and layers (32 ctc networks, outputs equal)")
-    print(f"   batched {t_small * 1e3:.0f} ms, naive {t_naive * 1e3:.0f} ms, "
-          f"speed-up {t_naive / t_small:.1f}x")
+    print(f"   batched {t_small * 1e3:.0f} ms, naive {t_naive * 1e3:.0f} ms (best of {reps} "
+          f"interleaved repeats each), speed-up {t_naive / t_small:.1f}x")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average at the end: {load}")
 
 
 if __name__ == "__main__":

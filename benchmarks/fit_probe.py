@@ -4,14 +4,19 @@
         [--set max_steps=2500 --set batch_size=32 ...]
 
 Starts from the suite's budget for the method, applies `--set` overrides, fits on the training
-part and prints fit seconds, epochs run, the selected epoch and its validation Kendall's tau.
-The test split is never scored, so settings picked with this are not tuned on test.
+part and prints fit seconds, epochs and steps run, the selected epoch, its validation Kendall's
+tau and prediction spread (std / the targets' std), and whether the fit converged: the best
+validation tau of the last quarter of the steps no more than `--rise` above the best before it.
+`--history FILE` appends the per-epoch history as one JSON line. The test split is never
+scored, so settings picked with this are not tuned on test.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
+import sys
 import time
 
 import torch
@@ -42,6 +47,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rise", type=float, default=0.01,
+                    help="val tau rise over the last quarter that still counts as rising")
+    ap.add_argument("--history", help="append {label, history} as a JSON line to this file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
@@ -56,10 +64,28 @@ def main() -> None:
                   FitContext(seed=args.seed, device="cpu", budget=budget, progress=False))
     seconds = time.perf_counter() - start
     r = getattr(predictor, "train_result", None)
-    trained = f", {r.epochs} epochs, best epoch {r.best_epoch}, val tau {r.best_val_tau:.3f}"
     label = f"{args.method} on {args.zoo} seed {args.seed}" + (f" {extra}" if extra else "")
+    trained = ""
+    if r is not None:
+        h = r.history
+        sel = h[r.best_epoch - 1]
+        trained = (f", {r.epochs} epochs / {r.steps} steps ({r.stopped_by}), best epoch "
+                   f"{r.best_epoch} (step {sel['step']}), val tau {r.best_val_tau:.3f}, "
+                   f"spread {sel['val_spread']:.3f}" + (" DEGENERATE" if r.degenerate else ""))
+        tail = [e for e in h if e["step"] > 0.75 * r.steps]
+        head = [e for e in h if e["step"] <= 0.75 * r.steps]
+        if tail and head:
+            late = max(e["val_tau"] for e in tail)
+            early = max(e["val_tau"] for e in head)
+            verdict = "converged" if late <= early + args.rise else "still rising"
+            trained += f"; best val tau before / in the last quarter {early:.3f} / {late:.3f}: "
+            trained += verdict
+        if args.history:
+            with open(args.history, "a") as f:
+                f.write(json.dumps({"label": label, "argv": sys.argv[1:], "seconds": seconds,
+                                    "history": h}) + "\n")
     print(f"{label}: fit {seconds:.1f} s, "
-          f"{len(cell.train)} train / {len(cell.val)} val networks" + (trained if r else ""))
+          f"{len(cell.train)} train / {len(cell.val)} val networks" + trained, flush=True)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     is_bias = (j == fan) & mask
     idx = torch.where(is_bias, lay.bias_start[item][:, None] + unit,
                       lay.weight_start[item][:, None] + unit * fan + j)
-    values = lay.buffer[torch.where(mask, idx, 0)].to(torch.float32)
+    values = lay.buffer[torch.where(mask, idx, 0)]
+    values = values.to(torch.promote_types(values.dtype, torch.float32))  # float64 stays
     values = torch.where(mask, values, torch.full_like(values, pad_value))
     return Chunks(values=values, mask=mask, is_bias=is_bias, item=item)
 

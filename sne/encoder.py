@@ -30,6 +30,7 @@ from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups, subsamp
 from zoo_bench import Architecture
 
 SET_BLOCKS = ("sab", "isab")
+LOG_EPS = 0.01  # floor of the log-magnitude feature; scaled values are of order one
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class SNEConfig:
     chunk_budget: int = 2048  # max chunks encoded at once (whole sets; larger sets stream)
     checkpoint: bool = False  # training: recompute each group in backward, keep only its output
     train_chunks: int = 16  # training: at most this many random chunks per layer (0: all)
+    log_features: bool = True  # element features: value, sign and log(|value| + LOG_EPS)
 
     def __post_init__(self) -> None:
         if self.chunk_block not in SET_BLOCKS:
@@ -73,11 +75,11 @@ def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
 class SNEEncoder(nn.Module):
     """Set-based Neural network Encoder: (architecture, flats) groups -> one logit per network."""
 
-    def __init__(self, config: SNEConfig | None = None):
+    def __init__(self, config: SNEConfig | None = None, head: bool = True):
         super().__init__()
         self.config = cfg = config or SNEConfig()
         d, h, m = cfg.dim, cfg.heads, cfg.inducing
-        self.lift_in = nn.Linear(1, d)
+        self.lift_in = nn.Linear(3 if cfg.log_features else 1, d)
         self.lift_out = nn.Linear(d, d)
         self.element_type = nn.Embedding(4, d)  # (conv2d, linear) x (weight, bias)
         self.chunk_set = SAB(d, h) if cfg.chunk_block == "sab" else ISAB(d, h, m)
@@ -89,24 +91,41 @@ class SNEEncoder(nn.Module):
             self.layer_type = nn.Embedding(2, d)
             self.over_layers_set = ISAB(d, h, m)
             self.over_layers_pool = PMA(d, h)
-        self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        # without `head` the encoder ends at the network vector (`encode`): another model's
+        # head reads it (sne_stats)
+        if head:
+            self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # a layer's weights and biases reach the lift times sqrt(fan-in) (unit scale at a standard
         # initialisation, whatever the layer's size) times this one scalar, which the predictor
         # sets from its training zoo so that typical values are of order one
         self.register_buffer("weight_scale", torch.ones(()))
 
     def forward(
-        self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0
+        self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0,
+        all_chunks: bool = False,
     ) -> torch.Tensor:
         """Logits (B,) for networks given as (architecture, flats (B_a, P_a)) groups, in order.
 
         In training mode with `train_chunks` set, each layer is represented by a random subset
-        of its chunks (torch's global RNG), a cheaper and noisier step; eval mode reads all.
+        of its chunks (torch's global RNG), a cheaper and noisier step; eval mode, or
+        `all_chunks`, reads all.
         """
+        return self.head(self.encode(groups, pad_value, all_chunks))[:, 0]
+
+    def encode(
+        self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0,
+        all_chunks: bool = False,
+    ) -> torch.Tensor:
+        """Network vectors (B, d) of (architecture, flats) groups; subsampling as in `forward`."""
         lay = layout(groups, self.config.chunk_size)
-        if self.training and self.config.train_chunks:
+        if self.training and self.config.train_chunks and not all_chunks:
             lay = subsample(lay, self.config.train_chunks)
-        return self.head(self.embed(lay, pad_value))[:, 0]
+        return self.embed(lay, pad_value)
+
+    def subsamples(self, arch: Architecture) -> bool:
+        """Whether a training step reads only part of some layer of `arch` (`train_chunks`)."""
+        k, c = self.config.train_chunks, self.config.chunk_size
+        return bool(k) and any(-(-layer.n_params // c) > k for layer in arch.layers)
 
     def embed(self, lay: ChunkLayout, pad_value: float = 0.0) -> torch.Tensor:
         """Network vectors (B, d) of a laid-out batch."""
@@ -140,10 +159,12 @@ class SNEEncoder(nn.Module):
         self, values: torch.Tensor, is_bias: torch.Tensor, depth: torch.Tensor, kind: torch.Tensor,
         fan: torch.Tensor,
     ) -> torch.Tensor:
-        """Element features (n, c, d) = lift_out(GELU(w * scale * value + b + encoding)).
+        """Element features (n, c, d) = lift_out(GELU(W x + b + encoding)).
 
-        values, is_bias: (n, c); depth, kind, fan (incoming weights per unit): (n,) per chunk;
-        scale = sqrt(fan) * weight_scale.
+        values, is_bias: (n, c); depth, kind, fan (incoming weights per unit): (n,) per chunk.
+        x is v = value * sqrt(fan) * weight_scale, and with `log_features` also sign(v) and
+        log(|v| + LOG_EPS): per-layer scales of trained networks span orders of magnitude, which
+        a linear lift of v alone squashes into GELU's saturated or linear ends.
 
         The element's encoding (depth sinusoid + (layer type, weight or bias) embedding of its
         chunk's layer) enters the lift's hidden pre-activation: the same as lifting the tuple
@@ -154,7 +175,11 @@ class SNEEncoder(nn.Module):
         if self.config.positional:
             base = base + (sinusoid(depth, d) + self.element_type(kind * 2))[:, None]
         values = values * (fan.to(values.dtype).sqrt() * self.weight_scale)[:, None]
-        pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0])
+        if self.config.log_features:
+            x = torch.stack([values, values.sign(), (values.abs() + LOG_EPS).log()], -1)
+            pre = base + x @ self.lift_in.weight.T  # (n, c, 3) -> (n, c, d)
+        else:
+            pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0])
         if self.config.positional:
             row, col = is_bias.nonzero(as_tuple=True)
             delta = self.element_type(kind[row] * 2 + 1) - self.element_type(kind[row] * 2)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.features import statnn_dim, statnn_features
 from zoo_bench import Budget, FitContext, Zoo, ZooWriter, get_predictor
 from zoo_bench.evaluator import kendall_tau
 from zoo_bench.families import cnn_s, ctc
+from zoo_bench.features import statnn_dim, statnn_features
 from zoo_bench.tasks import get_task
 
 pytestmark = pytest.mark.slow

@@ -14,11 +14,11 @@ from conftest import FIXTURES
 from nfn.common import WeightSpaceFeatures
 from nfn.layers import StatFeaturizer
 
-from baselines.features import tensor_stats
 from baselines.nfn_family import layout_problem, signature, to_wsfeat
 from zoo_bench import Architecture, Budget, FitContext, Zoo, ZooWriter, get_predictor
 from zoo_bench.evaluator import kendall_tau
 from zoo_bench.families import cnn_s, cnn_small, ctc, mixed
+from zoo_bench.features import tensor_stats
 from zoo_bench.importers.ctc import read_layout, torch_order
 from zoo_bench.predictor import PredictorError
 from zoo_bench.tasks import get_task
@@ -204,7 +204,7 @@ def test_training_zoo_of_two_layer_structures_is_refused(tmp_path):
 
 
 def test_statnn_raw_statistics_match_nfn_statfeaturizer_up_to_sample_variance(real):
-    """`baselines.features.tensor_stats` (StatNN's statistics before sign-log1p and NaN
+    """`zoo_bench.features.tensor_stats` (StatNN's statistics before sign-log1p and NaN
     handling) against nfn's StatFeaturizer on the real network: mean and the five quantiles
     agree exactly; our variance is the population one, nfn's the sample one (factor n/(n-1))."""
     arch, params = real

@@ -339,3 +339,96 @@ def test_progress_bar_runs_without_a_terminal(make_zoo, capsys):
     ctx = FitContext(seed=0, device="cpu", budget=Budget(max_epochs=2), progress=True)
     p.fit(zoo.subset(np.arange(30)), zoo.subset(np.arange(30, 40)), "test_accuracy", ctx)
     assert p.train_result.epochs == 2 and len(p.train_result.history) == 2
+
+
+# --- model selection: warm-up floor and the spread rule ---------------------------------------
+
+
+class Scripted(nn.Module):
+    """A stand-in for a model on a plateau: for its first `plateau` training steps it outputs
+    `amp` x target (a perfect ranking), afterwards target + `noise` x fixed noise. The target
+    is the oracle, so ranking quality is under the test's control; `w` only gives the optimiser
+    a parameter."""
+
+    def __init__(self, plateau: int, amp: float, noise: float):
+        super().__init__()
+        self.plateau, self.amp, self.noise = plateau, amp, noise
+        self.w = nn.Parameter(torch.zeros(()))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+        pos = np.asarray(batch.positions)
+        y = torch.from_numpy(batch.zoo.targets("test_accuracy", pos)).float()
+        eps = torch.from_numpy(np.random.default_rng(7).normal(size=len(batch.zoo))[pos]).float()
+        y = (y - 0.5) * 4  # roughly standardised units
+        out = self.amp * y if int(self.steps) <= self.plateau else y + self.noise * eps
+        return out + 0.0 * self.w
+
+
+@pytest.fixture
+def split(make_zoo):
+    zoo = make_zoo(runs=40, epochs=(0,))
+    return zoo.subset(np.arange(30)), zoo.subset(np.arange(30, 40))
+
+
+def _fit_scripted(split, model: Scripted, **config):
+    from zoo_bench.training import TrainConfig
+
+    train, val = split
+    cfg = TrainConfig(batch_size=8, **config)  # 4 steps per epoch
+    ctx = FitContext(seed=0, device="cpu")
+    result, scaler = train_model(model, model, train, val, "test_accuracy", ctx, cfg)
+    pred = predict_val(model, val)
+    return result, pred, val.targets("test_accuracy")
+
+
+def predict_val(model: nn.Module, val) -> np.ndarray:
+    from zoo_bench.training import predict_model
+
+    return predict_model(model, model, val, torch.device("cpu"))
+
+
+def test_a_near_constant_checkpoint_is_never_selected_even_with_the_best_tau(split):
+    # steps 1-8 (epochs 1-2): 1e-4 x (a perfect ranking): val tau 1.0 from a constant predictor;
+    # then a noisy but spread-out ranking (val tau below 1)
+    result, pred, y = _fit_scripted(split, Scripted(plateau=8, amp=1e-4, noise=2.0),
+                                    max_epochs=10, patience=100, min_steps=0)
+    taus = [h["val_tau"] for h in result.history]
+    assert taus[0] > max(taus[2:])  # the plateau epochs rank best ...
+    assert result.best_epoch > 2  # ... and are still not kept
+    assert result.history[0]["val_spread"] < 1e-3 and np.std(pred) >= 0.2 * np.std(y)
+    assert result.history[result.best_epoch - 1]["val_spread"] >= 0.2
+    assert not result.degenerate
+    # the old rule (min_spread 0) keeps the plateau's first epoch
+    old, _, _ = _fit_scripted(split, Scripted(plateau=8, amp=1e-4, noise=2.0),
+                              max_epochs=10, patience=100, min_steps=0, min_spread=0.0)
+    assert old.best_epoch == 1
+
+
+def test_patience_cannot_stop_a_fit_before_the_warm_up_floor(split):
+    # a flat score from step 1: patience 1 stops after epoch 2 without a floor, not before the
+    # 50th step with one
+    free, _, _ = _fit_scripted(split, Scripted(plateau=0, amp=1.0, noise=1.0),
+                               max_epochs=30, patience=1, min_steps=0)
+    floored, _, _ = _fit_scripted(split, Scripted(plateau=0, amp=1.0, noise=1.0),
+                                  max_epochs=30, patience=1, min_steps=50)
+    assert free.stopped_by == "patience" and free.epochs == 2
+    assert floored.stopped_by == "patience" and floored.steps >= 50 and floored.epochs == 13
+
+
+def test_patience_waits_for_a_first_selectable_state(split):
+    # a plateau longer than patience: nothing is selectable for 40 steps, so patience (2 epochs)
+    # may not fire on the plateau; the fit ends on a spread-out state
+    result, pred, y = _fit_scripted(split, Scripted(plateau=40, amp=1e-4, noise=1.0),
+                                    max_epochs=30, patience=2, min_steps=0)
+    assert result.best_epoch > 10 and result.stopped_by == "patience"
+    assert np.std(pred) >= 0.2 * np.std(y)
+
+
+def test_no_selectable_state_keeps_the_last_one_and_says_so(split):
+    with pytest.warns(UserWarning, match="spread"):
+        result, _, _ = _fit_scripted(split, Scripted(plateau=10**6, amp=1e-4, noise=1.0),
+                                     max_epochs=5, patience=1, min_steps=0)
+    assert result.degenerate and result.best_epoch == 5 and result.stopped_by == "max_epochs"

@@ -59,6 +59,12 @@ _EXPORTS: dict[str, str] = {
     "seed_everything": "zoo_bench.training",
     "train_model": "zoo_bench.training",
     "usable_positions": "zoo_bench.training",
+    # per-layer weight statistics (StatNN's features, shared by methods)
+    "layer_slot": "zoo_bench.features",
+    "network_statistics": "zoo_bench.features",
+    "statnn_dim": "zoo_bench.features",
+    "statnn_features": "zoo_bench.features",
+    "tensor_stats": "zoo_bench.features",
     # scoring
     "Evaluator": "zoo_bench.evaluator",
     "kendall_tau": "zoo_bench.evaluator",

@@ -1,8 +1,9 @@
 """Shared training machinery for torch-based predictors, so each method writes only its model.
 
 Seeding, device choice, minibatches of networks straight from a zoo's mapped weights (one
-architecture per batch), target standardisation, and one fit loop: early stopping on validation
-Kendall's tau, best-state restore, the `FitContext` budget and a progress bar.
+architecture per batch), target standardisation, and one fit loop: model selection on validation
+Kendall's tau that never keeps a near-constant predictor, early stopping after a warm-up floor,
+best-state restore, the `FitContext` budget and a progress bar.
 `TorchPredictor` wires these into the `Predictor` contract: a subclass supplies `build_model`
 and `forward` (a batch of networks -> one prediction each).
 """
@@ -14,6 +15,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -31,7 +33,7 @@ from zoo_bench.store import Zoo
 __all__ = [
     "Batch", "Budget", "FitContext", "Standardizer", "TorchPredictor", "TrainConfig",
     "TrainResult", "adamw", "minibatches", "predict_model", "resolve_device", "seed_everything",
-    "train_model", "usable_positions",
+    "spread_ok", "train_model", "usable_positions",
 ]
 
 
@@ -145,12 +147,16 @@ class TrainConfig:
     patience: int = 25
     grad_clip: float | None = 5.0
     eval_batch_size: int = 256
+    min_steps: int = 0  # no early stop before this many optimiser steps (warm-up floor)
+    min_spread: float = 0.2  # eligible checkpoint: std(val pred) >= min_spread * std(val target)
 
 
 @dataclass
 class TrainResult:
     """What a fit did: epochs and optimiser steps run, the selected epoch (and the step it
-    ended at) with its validation tau, and why it stopped."""
+    ended at) with its validation tau, and why it stopped. `degenerate`: no epoch's validation
+    predictions passed the spread rule, so the last state was kept (best_epoch is then the last
+    epoch)."""
 
     epochs: int
     best_epoch: int
@@ -160,7 +166,12 @@ class TrainResult:
     history: list[dict[str, float]]
     steps: int = 0
     best_step: int = 0
+    degenerate: bool = False
 
+
+# Default warm-up floor of every TorchPredictor: 3x the longest plateau the baselines showed
+# (deepsets on default-digits-ctc: val-prediction spread 0.006 at step 3, 0.33 by step 33).
+MIN_STEPS = 100
 
 Forward = Callable[[Batch], torch.Tensor]
 LossHook = Callable[[nn.Module, Batch, torch.Tensor], torch.Tensor]
@@ -191,6 +202,17 @@ def _val_score(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
     return (kendall_tau(y, pred), -float(np.mean((y - pred) ** 2)))
 
 
+def spread_ok(y: np.ndarray, pred: np.ndarray, min_spread: float) -> bool:
+    """Whether predictions vary at least `min_spread` x as much as the targets (std ratio).
+
+    A near-constant predictor can still score a high Kendall's tau from noise-level differences;
+    the same rule `results_health.py` applies to test predictions keeps it from being selected.
+    """
+    if min_spread <= 0 or len(y) < 2:
+        return True
+    return bool(np.std(pred) >= min_spread * np.std(y))
+
+
 def adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over every parameter of `model` with the config's learning rate and weight decay."""
     return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -213,9 +235,13 @@ def train_model(
     Each epoch walks the usable training networks (finite weights and target) in shuffled
     one-architecture minibatches, minimises MSE (+ `extra_loss(model, batch, pred)`, e.g. an
     invariance penalty), then scores validation Kendall's tau; the state with the best tau is
-    kept (ties, common on small validation sets, go to the lower validation MSE). Stops after
-    `ctx.budget.max_epochs` (else `config.max_epochs`) epochs, `config.patience` epochs without
-    improvement, or `ctx.budget.max_seconds`. Seed the RNGs and build the model before calling
+    kept (ties, common on small validation sets, go to the lower validation MSE), except that an
+    epoch whose validation predictions have std < `config.min_spread` x the validation targets'
+    is never selected (a near-constant predictor ranks by noise; if no epoch passes, the last
+    state is kept and the result is marked `degenerate`). Stops after `ctx.budget.max_epochs`
+    (else `config.max_epochs`) epochs, `config.patience` epochs without improvement of a selected
+    state once at least `config.min_steps` optimiser steps have run, or
+    `ctx.budget.max_seconds`. Seed the RNGs and build the model before calling
     (`seed_everything`); data order comes from `ctx.seed`. `optimizer` replaces the default
     AdamW(lr, weight_decay) of `config`, e.g. for per-layer learning rates.
     """
@@ -237,7 +263,7 @@ def train_model(
     best = ((-math.inf, -math.inf), 0, copy.deepcopy(model.state_dict()))
     steps = best_step = 0
     history: list[dict[str, float]] = []
-    stopped_by, start, since_best = "max_epochs", time.perf_counter(), 0
+    stopped_by, start, since_best, steps = "max_epochs", time.perf_counter(), 0, 0
     deadline = start + budget.max_seconds if budget.max_seconds is not None else math.inf
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -269,28 +295,40 @@ def train_model(
             pred_val = predict_model(model, forward, val, device, config.eval_batch_size, va)
             score = _val_score(y_val, pred_val)
             tau = score[0]
+            spread = float(np.std(pred_val) / max(np.std(y_val), 1e-12)) if len(va) > 1 else 0.0
             history.append({
-                "epoch": epoch, "train_loss": float(np.mean(losses)), "val_tau": tau,
-                "val_mse": -score[1],
+                "epoch": epoch, "step": steps, "train_loss": float(np.mean(losses)),
+                "val_tau": tau, "val_mse": -score[1], "val_spread": spread,
             })
-            if score > best[0] or len(va) < 2:
+            eligible = spread_ok(y_val, pred_val, config.min_spread)
+            if eligible and (score > best[0] or len(va) < 2):
                 best, since_best = (score, epoch, copy.deepcopy(model.state_dict())), 0
                 best_step = steps
-            else:
+            elif best[1] > 0:  # patience runs only once a state has been selected
                 since_best += 1
             progress.update(task, advance=1, status=f"val tau {tau:+.3f} (best {best[0][0]:+.3f})")
             if out_of_time:
                 stopped_by = "max_seconds"
                 break
-            if since_best >= config.patience:
+            if since_best >= config.patience and steps >= config.min_steps:
                 stopped_by = "patience"
                 break
-    model.load_state_dict(best[2])
+    degenerate = best[1] == 0
+    if degenerate:  # no state passed the spread rule: keep the last one rather than pick by noise
+        warnings.warn(
+            f"fit {target}: no epoch's validation predictions reached {config.min_spread} x the "
+            "targets' spread; keeping the last state (train longer or check the inputs)",
+            stacklevel=2,
+        )
+        best = ((history[-1]["val_tau"], -history[-1]["val_mse"]), len(history), None)
+        best_step = steps
+    else:
+        model.load_state_dict(best[2])
     model.eval()
     result = TrainResult(
         epochs=len(history), best_epoch=best[1], best_val_tau=float(best[0][0]),
         stopped_by=stopped_by, seconds=time.perf_counter() - start, history=history,
-        steps=steps, best_step=best_step,
+        steps=steps, best_step=best_step, degenerate=degenerate,
     )
     return result, scaler
 
@@ -305,6 +343,7 @@ class TorchPredictor(Predictor):
 
     defaults: ClassVar[dict[str, Any]] = {
         "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 64, "max_epochs": 150, "patience": 25,
+        "min_steps": MIN_STEPS, "min_spread": 0.2,
     }
 
     def __init__(self, **hparams: Any) -> None:
@@ -337,7 +376,8 @@ class TorchPredictor(Predictor):
         return TrainConfig(
             lr=float(h["lr"]), weight_decay=float(h["weight_decay"]),
             batch_size=int(h["batch_size"]), max_epochs=int(h["max_epochs"]),
-            patience=int(h["patience"]),
+            patience=int(h["patience"]), min_steps=int(h["min_steps"]),
+            min_spread=float(h["min_spread"]),
         )
 
     def fit(self, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
