@@ -5,15 +5,16 @@
 # touches the default suite's files.
 #
 # The methods run in parallel lanes, one CPU thread each, so every core of a small machine
-# works: by default SNE in one lane and the three baselines in the other (they take about as
-# long). LANES="sne statnn,deepsets,mlp" is that split; LANES=all runs everything in one process.
+# works: by default the two SNE methods and NFT in one lane, the other baselines in the other
+# (LANES="sne,sne_stats,nft statnn,deepsets,mlp,nfn_np,nfn_hnp"); LANES=all runs everything in
+# one process.
 # Every cell is stored as it finishes, so rerunning after Ctrl-C or a crash finishes the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
 SUITE=${SUITE:-default}
 RESULTS=${RESULTS:-results/$SUITE}
-LANES=${LANES:-"sne statnn,deepsets,mlp"}
+LANES=${LANES:-"sne,sne_stats,nft statnn,deepsets,mlp,nfn_np,nfn_hnp"}
 ZB=.venv/bin/zoo-bench
 
 pids=()

@@ -54,9 +54,16 @@ class Scored(NamedTuple):
     tau: float
 
 
+# mlp at its defaults ties the parameter-free bar on these zoos (mean test tau 0.239 vs 0.239):
+# it gets a longer budget instead of a lower bar, chosen on validation (mean val tau 0.363 with
+# patience 100 epochs of at most 600, vs 0.347 at its defaults; test 0.247).
+LONGER = {"mlp": ({"patience": 100}, Budget(max_epochs=600))}
+
+
 def _fit(method: str, train: Zoo, val: Zoo, seed: int):
-    p = get_predictor(method)()
-    p.fit(train, val, PROPERTY, FitContext(seed=seed, device="cpu"))
+    hparams, budget = LONGER.get(method, ({}, Budget()))
+    p = get_predictor(method)(**hparams)
+    p.fit(train, val, PROPERTY, FitContext(seed=seed, device="cpu", budget=budget))
     return p
 
 

@@ -119,7 +119,7 @@ def test_packaged_catalog_lists_every_known_zoo():
 def test_unknown_zoo_lists_the_valid_names_and_suggests_one(tmp_path):
     with pytest.raises(CatalogError) as err:
         ensure_zoo("ctc-cifar", tmp_path)
-    assert "Did you mean 'ctc-cifar10'?" in str(err.value)
+    assert "did you mean 'ctc-cifar10'?" in str(err.value)
     assert "ctc-mnist" in str(err.value) and "schurholt-mnist-cnn_s" in str(err.value)
     assert not (tmp_path / "downloads").exists()
 
@@ -427,7 +427,7 @@ def test_cli_dry_run_download_and_list(cli_catalog, srv, tmp_path):
 def test_cli_errors_are_one_clear_line(cli_catalog, tmp_path):
     res = CliRunner().invoke(main, ["zoo", "download", "ctc-tset", "--dir", str(tmp_path)])
     assert res.exit_code == 1
-    assert "Error: unknown zoo 'ctc-tset'. Did you mean 'ctc-test'?" in res.output
+    assert "Error: unknown zoo 'ctc-tset'; did you mean 'ctc-test'?" in res.output
     assert "Traceback" not in res.output
 
 

@@ -13,7 +13,6 @@ Cache layout under the root (`zoo_bench.paths.home()` unless a `dir` is given):
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 import os
@@ -45,6 +44,7 @@ from zoo_bench.errors import DownloadError, ZooBenchError, ZooFormatError, ZooIm
 from zoo_bench.extract import DamagedArchiveError, archive_format, extract
 from zoo_bench.importers import IMPORTERS
 from zoo_bench.paths import home
+from zoo_bench.registry import did_you_mean
 from zoo_bench.store import Zoo
 
 if sys.version_info >= (3, 11):
@@ -177,11 +177,9 @@ def get_entry(name: str, catalog: Mapping[str, CatalogEntry] | None = None) -> C
     catalog = load_catalog() if catalog is None else catalog
     if name in catalog:
         return catalog[name]
-    close = difflib.get_close_matches(name, list(catalog), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
     raise CatalogError(
-        f"unknown zoo {name!r}.{hint} Known zoos: {', '.join(sorted(catalog))} "
-        "(see `zoo-bench zoo list`)"
+        f"unknown zoo {name!r}{did_you_mean(name, catalog, n=1)} Known zoos: "
+        f"{', '.join(sorted(catalog))} (see `zoo-bench zoo list`)"
     )
 
 
