@@ -11,4 +11,5 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
     "$VPY" -m pip install -q 'torch==2.13.*'
 fi
-"$VPY" -m pip install -q -e ".[test]"
+# ray: the optional `--executor ray` (tests/test_ray.py runs it in CI); it does not need torch.
+"$VPY" -m pip install -q -e ".[test,ray]"
