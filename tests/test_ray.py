@@ -23,6 +23,7 @@ from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.results import read_cells, read_predictions
 from zoo_bench.runner import plan_jobs, run_jobs
+from zoo_bench.store import Zoo
 from zoo_bench.suite import load_suite
 
 HERE = Path(__file__).resolve().parent
@@ -84,7 +85,8 @@ def test_a_ci_slice_through_ray_gives_the_local_rows(ci_zoos, local_ray, tmp_pat
     local = run_jobs(jobs, tmp_path / "local", **kw)
     remote = run_jobs(jobs, tmp_path / "ray", executor=RayExecutor(), **kw)
     assert not local.errors and not remote.errors
-    assert sorted(remote.computed) == sorted(local.computed) and len(remote.computed) == len(jobs)
+    assert {k.digest for k in remote.computed} == {j.key.digest for j in jobs}
+    assert len(remote.computed) == len(local.computed) == len(jobs)
     _same_scores(tmp_path / "local", tmp_path / "ray")
     rows = _cells(tmp_path / "ray")
     assert rows["run_id"].nunique() == 1 and rows["cell_key"].is_unique
@@ -150,6 +152,7 @@ from test_ray import INIT
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.ray_executor import RayExecutor
 from zoo_bench.runner import plan_jobs, run_jobs
+from zoo_bench.store import Zoo
 from zoo_bench.store import Zoo
 
 register()
@@ -239,3 +242,21 @@ def test_a_fit_runs_on_one_thread_per_cpu_it_holds_on_both_executors(toy, local_
     assert threads(None, {"num_cpus": 2}) == {"2"}
     assert threads(RayExecutor(), {"num_cpus": 2}) == {"2"}
     assert threads(RayExecutor(), {}) == {"1"}  # Ray's default: one CPU, one thread
+
+
+def test_generation_through_ray_gives_the_local_bytes(local_ray, tmp_path):
+    from zoo_bench.generate import generate_preset
+    from zoo_bench.ray_executor import RayGroupRunner
+
+    tiny = {"datasets": ["digits"], "families": ["ctc"], "runs": 6, "epochs": 2,
+            "group_size": 2}
+
+    def make(name, **kw):
+        out = generate_preset("ci", out_dir=tmp_path / name, progress=False, overrides=tiny,
+                              **kw)["ci-digits-ctc"]
+        return (out / "weights.f32").read_bytes(), Zoo.open(out).table
+
+    local_bytes, local_table = make("local", workers=2)
+    ray_bytes, ray_table = make("ray", runner=RayGroupRunner())
+    assert len(local_bytes) > 0 and ray_bytes == local_bytes
+    pd.testing.assert_frame_equal(ray_table, local_table)

@@ -131,14 +131,16 @@ class _Collecting(_Runner):
 
 
 def fit_group(jobs: list[Job], refs: list[ZooRef], config: MethodConfig, device: str,
-              suite: str | None, evaluator: Evaluator) -> list[tuple]:
+              suite: str | None, evaluator: Evaluator, run_id: str) -> list[tuple]:
     """The Ray task body: verify zoos, fit once, score each cell; returns
-    [(job index, status, row, predictions, error)] for the driver to store."""
+    [(job index, status, row, predictions, error)] for the driver to store. Rows carry the
+    driver's `run_id` and this worker's own facts (torch version, device, memory)."""
     zoos = {r.name: open_verified(r) for r in refs}
     group = [_rebuild(j, zoos) for j in jobs]
     first = group[0]
     runner = _Collecting(Path("."), device, {(first.method, first.overrides): config}, suite,
                          evaluator, False, RunReport(Path("."), []), lambda job, status: None)
+    runner.prov = dataclasses.replace(runner.prov, run_id=run_id)
     runner.default_threads = 1
     runner.index = {j.key: i for i, j in enumerate(group)}
     runner.run_group(group)
@@ -175,7 +177,13 @@ class RayExecutor:
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if self.address:
-            ray.init(address=self.address, **kwargs)
+            try:
+                ray.init(address=self.address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ZooBenchError(
+                    f"cannot join the Ray cluster at {self.address!r} ({e}); start one with "
+                    "`ray start --head` or leave out --address for a local Ray instance"
+                ) from None
         else:
             ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, **kwargs)
         return True
@@ -199,7 +207,7 @@ class RayExecutor:
                     name=f"zoo-bench fit {first.method} {first.cell.source} seed "
                     f"{first.cell.seed}", **_resources(config, runner.device),
                 ).remote([_light(j) for j in group], _refs(group), config, runner.device,
-                         runner.suite, runner.evaluator)
+                         runner.suite, runner.evaluator, runner.prov.run_id)
                 pending[ref] = group
             try:
                 while pending:
@@ -231,3 +239,61 @@ def _result(ray: Any, ref: Any) -> list[tuple]:
             f"a Ray fit task was lost ({type(e).__name__}: {e}); its cells are not stored, run "
             "again to compute them"
         ) from None
+
+
+# --- zoo generation ------------------------------------------------------------------------
+
+
+def _generation_env() -> dict[str, str]:
+    """The environment a generation worker trains under: the local workers' kernel pins when
+    this version has them (`population.PINNED_ENV`), else one thread for OpenMP and MKL."""
+    from zoo_bench.generate import population
+
+    pinned = getattr(population, "PINNED_ENV", None)
+    return dict(pinned) if pinned else {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def train_group_task(task: Any) -> tuple[Any, dict[str, Any]]:
+    """The Ray task body of generation: train one group, return (weights, shard JSON body)."""
+    from zoo_bench.generate.population import train_shard
+
+    return train_shard(task)
+
+
+class RayGroupRunner:
+    """Trains generation groups as Ray tasks (one CPU each, the local workers' environment);
+    the driver writes each shard as it lands, so resume and assembly are the local path's."""
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 max_retries: int = DEFAULT_RETRIES) -> None:
+        self._ray = RayExecutor(address, num_cpus, max_retries)
+
+    def __call__(self, tasks: Any, workers: int, on_epoch: Callable[[str, int], None]) -> None:
+        """Train every task (`workers` is the cluster's business here and is ignored)."""
+        import ray
+
+        from zoo_bench.generate.population import write_shard
+
+        if not tasks:
+            return
+        started = self._ray._init()
+        try:
+            remote = ray.remote(train_group_task).options(
+                num_cpus=1, max_retries=self._ray.max_retries, retry_exceptions=False,
+                runtime_env={"env_vars": _generation_env()},
+            )
+            pending = {remote.remote(t): t for t in tasks}
+            try:
+                while pending:
+                    done, _ = ray.wait(list(pending), num_returns=1)
+                    task = pending.pop(done[0])
+                    flats, body = _result(ray, done[0])
+                    write_shard(task, flats, body)
+                    on_epoch(task.config.name, len(task.run_indices) * task.config.epochs)
+            except BaseException:
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                raise
+        finally:
+            if started:
+                ray.shutdown()

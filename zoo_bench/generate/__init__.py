@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo_bench.generate.datasets import Dataset, dataset_names, load_dataset
-from zoo_bench.generate.population import DataSource, GenerationError, generate_zoos
+from zoo_bench.generate.population import (
+    DataSource,
+    GenerationError,
+    TaskRunner,
+    generate_zoos,
+)
 from zoo_bench.generate.presets import (
     PresetError,
     ZooConfig,
@@ -40,6 +45,7 @@ def generate_preset(
     download: bool = False,
     overwrite: bool = False,
     table: Mapping[str, Any] | None = None,
+    runner: TaskRunner | None = None,
 ) -> dict[str, Path]:
     """Generate the preset's zoos that are not complete yet; returns zoo name -> folder.
 
@@ -48,6 +54,7 @@ def generate_preset(
     preset keys (runs, epochs, seed, datasets, families ...). `workers` CPU processes train
     groups in parallel (default: one per available core), each on one thread. `table` is the
     preset's table when it comes from a suite file instead of the default benchmark.toml.
+    `runner` trains the groups elsewhere (see `generate_zoos`).
     """
     configs = preset_configs(preset, overrides, table)
     if only is not None:
@@ -64,5 +71,5 @@ def generate_preset(
     return generate_zoos(
         configs, outs, preset=preset, device=device, workers=workers,
         data=DataSource(None if data_root is None else str(data_root), download),
-        overwrite=overwrite, progress=progress,
+        overwrite=overwrite, progress=progress, runner=runner,
     )

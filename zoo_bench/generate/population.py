@@ -44,6 +44,9 @@ PLAN = "plan.json"
 WORKER_TAG = "zoo-bench-worker:"  # marks a worker's protocol lines among anything else it prints
 
 
+TaskRunner = Callable[[Sequence["GroupTask"], int, Callable[[str, int], None]], None]
+
+
 class GenerationError(ZooBenchError):
     """A zoo cannot be generated as asked (conflicting existing zoo or work folder, bad input)."""
 
@@ -124,6 +127,15 @@ def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test:
 
 def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) -> int:
     """Train one group on one CPU thread and write its shard; returns the group index."""
+    write_shard(task, *train_shard(task, on_epoch))
+    return task.group
+
+
+def train_shard(task: GroupTask, on_epoch: Callable[[int], None] | None = None
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train one group on one CPU thread: its weights (runs x checkpoints, n_params) and the
+    shard's JSON body (group, runs, metrics); nothing is written (a remote worker returns them
+    and the driver writes the shard)."""
     config = task.config
     data = load_dataset(config.dataset, task.data.root, download=False)
     runs = zoo_runs(config, task.data)
@@ -138,15 +150,19 @@ def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) ->
         )
     finally:
         torch.set_num_threads(threads)
-    npy, meta = _shard_paths(task.work, task.group)
-    replace_atomic(npy, lambda f: np.save(f, result.flats))
     body = {
         "group": task.group,
         "runs": list(task.run_indices),
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
     }
+    return result.flats, body
+
+
+def write_shard(task: GroupTask, flats: np.ndarray, body: dict[str, Any]) -> None:
+    """Write a trained group's shard atomically: weights first, the JSON (its done mark) last."""
+    npy, meta = _shard_paths(task.work, task.group)
+    replace_atomic(npy, lambda f: np.save(f, flats))
     write_text_atomic(meta, json.dumps(body))
-    return task.group
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -369,8 +385,13 @@ def generate_zoos(
     data: DataSource = DataSource(),
     overwrite: bool = False,
     progress: bool = True,
+    runner: TaskRunner | None = None,
 ) -> dict[str, Path]:
-    """Generate every zoo not already complete, resuming unfinished ones; name -> folder."""
+    """Generate every zoo not already complete, resuming unfinished ones; name -> folder.
+
+    `runner(tasks, workers, on_epoch)` trains the groups elsewhere and writes their shards
+    here (e.g. `zoo_bench.ray_executor.RayGroupRunner`); by default local worker processes.
+    """
     _check_device(device)
     if device != "cpu":
         workers = 1
@@ -415,7 +436,8 @@ def generate_zoos(
         tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together
         bar = _Progress(states, tasks) if progress else None
         with bar or nullcontext():
-            _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None))
+            (runner or _run_tasks)(tasks, workers,
+                                   on_epoch=bar.epoch if bar else (lambda name, n: None))
         for config, out, work, runs, groups in states:
             source = source_of(config, preset, device, data)
             result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)
