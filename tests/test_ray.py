@@ -210,6 +210,11 @@ def test_cli_without_ray_names_the_extra(monkeypatch):
     assert out.exit_code != 0 and "--address and --ray-cpus need --executor ray" in out.output
 
 
+def test_an_address_nobody_answers_fails_at_once_with_the_fix():
+    with pytest.raises(ZooBenchError, match="no Ray cluster answers at 127.0.0.1:1.*ray start"):
+        RayExecutor(address="127.0.0.1:1")._init()
+
+
 def test_resource_keys_are_validated_like_every_budget_key(tmp_path):
     from zoo_bench.suite import SuiteError
 

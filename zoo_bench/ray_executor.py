@@ -177,6 +177,7 @@ class RayExecutor:
             return False
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if self.address:
+            _check_reachable(self.address)
             try:
                 ray.init(address=self.address, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as e:
@@ -223,6 +224,21 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A `host:port` address answers a TCP connect within `timeout` s (Ray itself retries an
+    unreachable one for many minutes); `auto` and `ray://` addresses are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ZooBenchError(
+            f"no Ray cluster answers at {address} ({e}); start one with `ray start --head` "
+            "and pass the address it prints, or leave out --address for a local Ray instance"
+        ) from None
 
 
 def _result(ray: Any, ref: Any) -> list[tuple]:
