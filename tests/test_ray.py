@@ -211,8 +211,11 @@ def test_cli_without_ray_names_the_extra(monkeypatch):
 
 
 def test_an_address_nobody_answers_fails_at_once_with_the_fix():
+    from zoo_bench.ray_executor import _check_reachable
+
     with pytest.raises(ZooBenchError, match="no Ray cluster answers at 127.0.0.1:1.*ray start"):
-        RayExecutor(address="127.0.0.1:1")._init()
+        _check_reachable("127.0.0.1:1")
+    _check_reachable("auto")  # left to Ray
 
 
 def test_resource_keys_are_validated_like_every_budget_key(tmp_path):
