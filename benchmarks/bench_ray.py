@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ZB = [sys.executable, "-m", "zoo_bench.cli"]
+ZB = [str(Path(sys.executable).with_name("zoo-bench"))]  # the CLI of this environment
 REAL_NETWORKS = 30_000  # Small CNN Zoo: ~30,000 runs per dataset; final epoch = 1 net per run
 REAL_DATASETS = 4  # mnist, fashion-mnist, cifar10-gs, svhn-gs
 
@@ -120,7 +120,9 @@ def main() -> None:
         wait_all([run_cmd([*ZB, *common(a, remote), "--method", ",".join(methods),
                            "--executor", "ray", "--ray-cpus", str(a.workers)], env)])
         t_ray = time.perf_counter() - start
-        rows = read_cells(remote)
+        rows, n_local = read_cells(remote), len(read_cells(local))
+    if rows.empty or n_local != len(rows):
+        sys.exit("the runs stored no cells (or different numbers): nothing to compare")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after the runs")
     fits = rows.groupby("fit_key").agg(
         method=("method", "first"), fit=("fit_seconds", "first"),
