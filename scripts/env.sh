@@ -11,7 +11,8 @@ VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
     "$VPY" -m pip install -q 'torch==2.13.*'
 fi
-"$VPY" -m pip install -q -e ".[test]"
+# ray: the optional `--executor ray` (tests/test_ray.py runs it in CI); it does not need torch.
+"$VPY" -m pip install -q -e ".[test,ray]"
 # The nfn extra (NFN / NFT baselines): nfn 0.1.2 declares an unpinned torch, so it goes in with
 # --no-deps (the torch above stays); einops is its one other dependency and has none itself.
 "$VPY" -m pip install -q --no-deps 'nfn==0.1.2' 'einops>=0.6'

@@ -22,10 +22,11 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,13 @@ from zoo_bench.results import (
     stored_row,
     write_cell,
 )
-from zoo_bench.spec import BUDGET_LIMITS, DEFAULT_BUDGET, OVERWRITE_MODES, Expected
+from zoo_bench.spec import (
+    BUDGET_LIMITS,
+    DEFAULT_BUDGET,
+    OVERWRITE_MODES,
+    RESOURCE_KEYS,
+    Expected,
+)
 from zoo_bench.store import Zoo
 from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
@@ -143,8 +150,9 @@ def plan_jobs(
 
 
 def make_predictor(method: str, budget: Mapping[str, Any] | None) -> tuple[Predictor, Budget]:
-    """The method's predictor with the budget table's extra hyperparameters, and its Budget."""
-    budget = dict(budget or {})
+    """The method's predictor with the budget table's extra hyperparameters, and its Budget
+    (resource keys are the executor's, not the predictor's)."""
+    budget = {k: v for k, v in (budget or {}).items() if k not in RESOURCE_KEYS}
     limits = {k: budget.pop(k) for k in BUDGET_KEYS if k in budget}
     return get_predictor(method)(**budget), Budget(**limits)
 
@@ -261,6 +269,29 @@ def training_outcome(predictor: Predictor) -> dict[str, Any]:
     }
 
 
+def fit_threads(budget: Mapping[str, Any], default: int | None = None) -> int | None:
+    """Threads a fit runs on: one per CPU it holds (`num_cpus`), else `default` (None: leave
+    the process's setting). The same rule on every executor, so results can match exactly."""
+    cpus = budget.get("num_cpus")
+    return int(cpus) if cpus is not None else default
+
+
+@contextmanager
+def pinned_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to `n` inside the block (unchanged when None)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Runner:
     """State shared by the cells of one run: where to write, provenance, configs, display."""
 
@@ -279,6 +310,7 @@ class _Runner:
         self.advance = advance
         self.torch_device = str(resolve_device(device))
         self.prov = RunProvenance.collect(self.torch_device)
+        self.default_threads: int | None = None  # threads of a fit without `num_cpus`
 
     def row(self, job: Job, status: str, **fields: Any) -> dict[str, Any]:
         c = job.cell
@@ -312,15 +344,17 @@ class _Runner:
             ctx = FitContext(seed=first.cell.seed, device=self.device, budget=budget,
                              progress=self.progress)
             start = time.perf_counter()
-            predictor.fit(first.cell.train, first.cell.val, first.cell.property, ctx)
+            with pinned_threads(fit_threads(config.budget, self.default_threads)):
+                predictor.fit(first.cell.train, first.cell.val, first.cell.property, ctx)
             common.update(fit_seconds=time.perf_counter() - start, fit_shared_by=len(group),
                           n_parameters=predictor.n_parameters(), **training_outcome(predictor))
         except Exception as e:  # a failing method must not stop the other methods' cells
             for job in group:
                 self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
-        for job in group:
-            self.score(predictor, job, common)
+        with pinned_threads(fit_threads(config.budget, self.default_threads)):
+            for job in group:
+                self.score(predictor, job, common)
 
     def score(self, predictor: Predictor, job: Job, common: dict[str, Any]) -> None:
         """Predict the cell's test networks with the fitted predictor, evaluate, store."""
@@ -352,7 +386,12 @@ class _Runner:
     def finish(self, job: Job, status: str, fields: dict[str, Any], error: str | None = None,
                preds: pd.DataFrame | None = None) -> None:
         """Write the cell's row (and predictions) and count it in the report."""
-        write_cell(self.results, self.row(job, status, error=error, **fields), preds)
+        self.store(job, status, self.row(job, status, error=error, **fields), preds, error)
+
+    def store(self, job: Job, status: str, row: dict[str, Any], preds: pd.DataFrame | None,
+              error: str | None = None) -> None:
+        """Write a finished cell atomically (only the driver does) and count it."""
+        write_cell(self.results, row, preds)
         if status == STATUS_OK:
             self.report.computed.append(job.key)
         elif status == STATUS_NOT_APPLICABLE:
@@ -360,6 +399,14 @@ class _Runner:
         else:
             self.report.errors[job.key] = error or ""
         self.advance(job, status)
+
+
+class Executor(Protocol):
+    """Runs a run's fit groups somewhere and hands every finished cell to `runner.store` (on
+    the driver, which alone writes results); `status(text)` shows what is going on."""
+
+    def run(self, runner: _Runner, groups: list[list[Job]],
+            status: Callable[[str], None]) -> None: ...
 
 
 def run_jobs(
@@ -374,12 +421,14 @@ def run_jobs(
     progress: bool = True,
     console: Console | None = None,
     log_every: float = LOG_EVERY,
+    executor: Executor | None = None,
 ) -> RunReport:
     """Compute and store the jobs' cells (see the module docstring); returns what happened.
 
     Budgets: `budgets[method]` when given, else the suite's table for the method (or its
     `[budgets.default]`); each job's overrides go on top. Progress: a live bar on a terminal,
-    plain periodic lines otherwise (a log file).
+    plain periodic lines otherwise (a log file). `executor` runs the fit groups elsewhere (e.g.
+    `zoo_bench.ray_executor.RayExecutor`); by default they are fitted one after another here.
     """
     results = Path(results)
     report = RunReport(results, [j.key for j in jobs])
@@ -402,6 +451,9 @@ def run_jobs(
 
         runner = _Runner(results, device, configs, suite_name, evaluator or Evaluator(),
                          live, report, advance)
+        if executor is not None:
+            executor.run(runner, _groups(todo), lambda text: bar.update(task, cell=text))
+            return report
         for group in _groups(todo):
             bar.update(task, cell=f"{_label(group[0])}: fitting ({len(group)} cells)")
             runner.run_group(group)

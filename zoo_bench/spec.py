@@ -7,7 +7,8 @@ names against the registries) and reporting (`zoo_bench.leaderboard`) read what 
 File format (see README, "Suites and suite files"):
     [generate.<preset>]        a zoo population `zoo-bench zoo generate --preset` makes
     [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version
-    [suites.<name>.budgets.<method>]   max_epochs, max_seconds and hyperparameters; the method
+    [suites.<name>.budgets.<method>]   max_epochs, max_seconds, num_cpus, num_gpus and
+                                       hyperparameters; the method
                                        `default` applies to every method without its own table
     [suites.<name>.permutations]       zoo name -> index file (the nfn task)
 
@@ -49,6 +50,9 @@ PRESET_KEYS = (
 )
 REQUIRED_PRESET_KEYS = ("datasets", "families", "runs", "epochs", "checkpoints")
 BUDGET_LIMITS = ("max_epochs", "max_seconds")
+# What one fit of a method holds while it runs: CPUs (also its thread count, on every
+# executor) and GPUs (on `--executor ray`, what Ray reserves for the task).
+RESOURCE_KEYS = ("num_cpus", "num_gpus")
 DEFAULT_BUDGET = "default"
 PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
 EPOCHS = ("final", "all")
@@ -354,8 +358,23 @@ def _budgets(spec: Any, fail: Any) -> dict[str, dict[str, Any]]:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                       or value <= 0):
                 raise fail(f"budgets.{method}.{key} must be a positive number, got {value!r}")
+        problem = resource_problem(table)
+        if problem:
+            raise fail(f"budgets.{method}.{problem}")
         out[method] = dict(table)
     return out
+
+
+def resource_problem(table: Mapping[str, Any]) -> str:
+    """What is wrong with a budget table's resource keys ("" when nothing): `num_cpus` a
+    positive integer, `num_gpus` a number >= 0."""
+    cpus, gpus = table.get("num_cpus"), table.get("num_gpus")
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1):
+        return f"num_cpus must be a positive integer (CPUs, and threads, per fit), got {cpus!r}"
+    if gpus is not None and (isinstance(gpus, bool) or not isinstance(gpus, int | float)
+                             or gpus < 0):
+        return f"num_gpus must be a number >= 0 (GPUs per fit), got {gpus!r}"
+    return ""
 
 
 def _str_list(value: Any) -> bool:

@@ -26,6 +26,7 @@ from zoo_bench.spec import (
     DEFAULT_BUDGET,
     FILE_NAME,
     GENERATE_PREFIX,
+    RESOURCE_KEYS,
     Expected,
     Suite,
     SuiteError,
@@ -33,6 +34,7 @@ from zoo_bench.spec import (
     find_benchmark_toml,
     load_spec,
     read_benchmark_toml,
+    resource_problem,
     suite_names,
 )
 from zoo_bench.store import Zoo
@@ -80,27 +82,34 @@ def load_suite(name: str | None, path: str | os.PathLike | None = None) -> Suite
 def _check_default_budget(table: Mapping[str, Any], where: str) -> None:
     """`[budgets.default]` applies to methods not known yet: each key must be a budget limit or
     a hyperparameter some registered method declares (the method run is checked again)."""
-    known = {*BUDGET_LIMITS, *(k for cls in PREDICTORS.available().values() for k in cls.defaults)}
+    known = {*BUDGET_LIMITS, *RESOURCE_KEYS,
+             *(k for cls in PREDICTORS.available().values() for k in cls.defaults)}
     for key in table:
         if key not in known:
             raise SuiteError(
                 f"{where}: no registered method has a hyperparameter or budget key {key!r}"
-                f"{did_you_mean(key, sorted(known))} Budget keys: {', '.join(BUDGET_LIMITS)}"
+                f"{did_you_mean(key, sorted(known))} "
+                f"Budget keys: {', '.join(BUDGET_LIMITS + RESOURCE_KEYS)}"
             )
 
 
 def budget_keys(method: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The method's declared hyperparameters (with defaults) and the budget limits."""
+    """The method's declared hyperparameters (with defaults) and the budget keys (limits and
+    resources)."""
     try:
         cls = PREDICTORS.get(method)
     except RegistryError as e:
         raise SuiteError(str(e)) from None
-    return dict(cls.defaults), BUDGET_LIMITS
+    return dict(cls.defaults), BUDGET_LIMITS + RESOURCE_KEYS
 
 
 def check_budget(method: str, table: Mapping[str, Any], where: str) -> None:
-    """Every key of a budget table is a declared hyperparameter of `method` or a limit."""
+    """Every key of a budget table is a declared hyperparameter of `method`, a limit or a
+    resource (with a valid value)."""
     hparams, limits = budget_keys(method)
+    problem = resource_problem(table)
+    if problem:
+        raise SuiteError(f"{where}: {problem}")
     known = [*hparams, *limits]
     for key in table:
         if key not in known:

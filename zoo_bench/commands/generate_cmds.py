@@ -35,10 +35,21 @@ from zoo_bench.store import Zoo
 @click.option("--overwrite", is_flag=True,
               help="Replace zoos (or unfinished work) made with another configuration.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--executor", type=click.Choice(("local", "ray")), default="local",
+              show_default=True,
+              help="local: worker processes here; ray: each group of runs as a Ray task (needs "
+              "pip install 'zoo-bench[ray]'; see README 'Running on a cluster').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --executor ray: join the Ray cluster at ADDR instead of starting a "
+              "local Ray instance.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
+              help="With --executor ray and no --address: CPUs of the local Ray instance "
+              "(default: all cores).")
 def generate(
     preset: str, datasets: tuple[str, ...], families: tuple[str, ...], runs: int | None,
     epochs: int | None, seed: int | None, out: Path | None, device: str, workers: int | None,
-    data_root: Path | None, download: bool, overwrite: bool, no_progress: bool,
+    data_root: Path | None, download: bool, overwrite: bool, no_progress: bool, executor: str,
+    address: str | None, ray_cpus: int | None,
 ) -> None:
     """Train a preset's zoos (one per dataset x family), resuming unfinished ones.
 
@@ -48,11 +59,21 @@ def generate(
         "datasets": list(datasets) or None, "families": list(families) or None,
         "runs": runs, "epochs": epochs, "seed": seed,
     }
+    if executor == "local" and (address is not None or ray_cpus is not None):
+        raise click.UsageError("--address and --ray-cpus need --executor ray")
     try:
+        runner = None
+        if executor == "ray":
+            if device != "cpu":
+                raise ZooBenchError("--executor ray generates on CPUs only; drop --device")
+            from zoo_bench.ray_executor import RayGroupRunner
+
+            runner = RayGroupRunner(address=address, num_cpus=ray_cpus)
         names = [c.name for c in preset_configs(preset, overrides)]
         paths = generate_preset(
             preset, out_dir=out, progress=not no_progress, overrides=overrides, device=device,
             workers=workers, data_root=data_root, download=download, overwrite=overwrite,
+            runner=runner,
         )
         zoos = {name: Zoo.open(paths[name]) for name in names}
     except (ZooBenchError, FileExistsError) as e:

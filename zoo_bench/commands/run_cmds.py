@@ -76,9 +76,20 @@ def results_folder(results: Path | None, suite: str) -> Path:
 @click.option("--bootstrap-iters", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Bootstrap resamples for each cell's Kendall tau interval.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--executor", type=click.Choice(("local", "ray")), default="local",
+              show_default=True,
+              help="local: fit here, one group after another; ray: each fit as a Ray task "
+              "(needs pip install 'zoo-bench[ray]'; see README 'Running on a cluster').")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --executor ray: join the Ray cluster at ADDR (e.g. auto or "
+              "head-node:6379) instead of starting a local Ray instance.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
+              help="With --executor ray and no --address: CPUs of the local Ray instance "
+              "(default: all cores).")
 def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None,
         suite_file: Path | None, sets: tuple[str, ...], seeds: str | None, device: str,
-        results: Path | None, overwrite: str, bootstrap_iters: int, quiet: bool) -> None:
+        results: Path | None, overwrite: str, bootstrap_iters: int, quiet: bool,
+        executor: str, address: str | None, ray_cpus: int | None) -> None:
     """Score methods on a suite: one stored row per (method, task, source, target, seed).
 
     Zoos the suite needs are generated or downloaded first. Each finished cell is written at
@@ -96,7 +107,14 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
     from zoo_bench.tasks import get_task
 
     console = Console()
+    if executor == "local" and (address is not None or ray_cpus is not None):
+        raise click.UsageError("--address and --ray-cpus need --executor ray")
     try:
+        runs_on = None
+        if executor == "ray":
+            from zoo_bench.ray_executor import RayExecutor
+
+            runs_on = RayExecutor(address=address, num_cpus=ray_cpus)
         suite = load_suite(_default_suite(suite_name, suite_file), suite_file)
         results = results_folder(results, suite.name)
         chosen_methods = parse_names(methods, suite.methods)
@@ -112,6 +130,7 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
         report = run_jobs(
             jobs, results, device=device, overwrite=overwrite, suite=suite,
             evaluator=Evaluator(n_boot=bootstrap_iters), progress=not quiet, console=console,
+            executor=runs_on,
         )
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None

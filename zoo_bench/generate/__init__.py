@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from zoo_bench.generate.datasets import Dataset, dataset_names, load_dataset
-from zoo_bench.generate.population import DataSource, GenerationError, generate_zoos
+from zoo_bench.generate.population import (
+    DataSource,
+    GenerationError,
+    TaskRunner,
+    generate_zoos,
+)
 from zoo_bench.generate.presets import (
     PresetError,
     ZooConfig,
@@ -41,6 +46,7 @@ def generate_preset(
     overwrite: bool = False,
     table: Mapping[str, Any] | None = None,
     isolate: bool = True,
+    runner: TaskRunner | None = None,
 ) -> dict[str, Path]:
     """Generate the preset's zoos that are not complete yet; returns zoo name -> folder.
 
@@ -52,6 +58,7 @@ def generate_preset(
     (`zoo_bench.generate.population.PINNED_ENV`); `isolate=False` trains in this process
     instead, with its own kernels. `table` is the preset's table when it comes from a suite
     file instead of the default benchmark.toml.
+    `runner` trains the groups elsewhere (see `generate_zoos`).
     """
     configs = preset_configs(preset, overrides, table)
     if only is not None:
@@ -68,5 +75,5 @@ def generate_preset(
     return generate_zoos(
         configs, outs, preset=preset, device=device, workers=workers,
         data=DataSource(None if data_root is None else str(data_root), download),
-        overwrite=overwrite, progress=progress, isolate=isolate,
+        overwrite=overwrite, progress=progress, isolate=isolate, runner=runner,
     )

@@ -62,6 +62,9 @@ PINNED_ENV = {
 }
 
 
+TaskRunner = Callable[[Sequence["GroupTask"], int, Callable[[str, int], None]], None]
+
+
 class GenerationError(ZooBenchError):
     """A zoo cannot be generated as asked (conflicting existing zoo or work folder, bad input)."""
 
@@ -142,6 +145,15 @@ def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test:
 
 def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) -> int:
     """Train one group on one CPU thread and write its shard; returns the group index."""
+    write_shard(task, *train_shard(task, on_epoch))
+    return task.group
+
+
+def train_shard(task: GroupTask, on_epoch: Callable[[int], None] | None = None
+                ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train one group on one CPU thread: its weights (runs x checkpoints, n_params) and the
+    shard's JSON body (group, runs, metrics); nothing is written (a remote worker returns them
+    and the driver writes the shard)."""
     config = task.config
     data = load_dataset(config.dataset, task.data.root, download=False)
     runs = zoo_runs(config, task.data)
@@ -156,15 +168,19 @@ def run_group(task: GroupTask, on_epoch: Callable[[int], None] | None = None) ->
         )
     finally:
         torch.set_num_threads(threads)
-    npy, meta = _shard_paths(task.work, task.group)
-    replace_atomic(npy, lambda f: np.save(f, result.flats))
     body = {
         "group": task.group,
         "runs": list(task.run_indices),
         "metrics": {k: v.tolist() for k, v in result.metrics.items()},
     }
+    return result.flats, body
+
+
+def write_shard(task: GroupTask, flats: np.ndarray, body: dict[str, Any]) -> None:
+    """Write a trained group's shard atomically: weights first, the JSON (its done mark) last."""
+    npy, meta = _shard_paths(task.work, task.group)
+    replace_atomic(npy, lambda f: np.save(f, flats))
     write_text_atomic(meta, json.dumps(body))
-    return task.group
 
 
 # --- worker processes ------------------------------------------------------------------------
@@ -410,13 +426,16 @@ def generate_zoos(
     overwrite: bool = False,
     progress: bool = True,
     isolate: bool = True,
+    runner: TaskRunner | None = None,
 ) -> dict[str, Path]:
     """Generate every zoo not already complete, resuming unfinished ones; name -> folder.
 
     `isolate` (the default) trains in worker processes whose kernels are pinned (`PINNED_ENV`),
     so the bytes do not depend on the CPU or the caller's environment; False trains in this
     process with its own kernels (for tests that patch the trainer; the bytes then depend on
-    the CPU, and the manifest says so).
+    the CPU, and the manifest says so). `runner(tasks, workers, on_epoch)` trains the groups
+    elsewhere and writes their shards here (e.g. `zoo_bench.ray_executor.RayGroupRunner`, whose
+    tasks get the same pins).
     """
     _check_device(device)
     if device != "cpu":
@@ -462,8 +481,11 @@ def generate_zoos(
         tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together
         bar = _Progress(states, tasks) if progress else None
         with bar or nullcontext():
-            _run_tasks(tasks, workers, on_epoch=bar.epoch if bar else (lambda name, n: None),
-                       isolate=isolate and device == "cpu")
+            on_epoch = bar.epoch if bar else (lambda name, n: None)
+            if runner is not None:
+                runner(tasks, workers, on_epoch=on_epoch)
+            else:
+                _run_tasks(tasks, workers, on_epoch=on_epoch, isolate=isolate and device == "cpu")
         for config, out, work, runs, groups in states:
             source = source_of(config, preset, device, data, pinned=isolate and device == "cpu")
             result[config.name] = assemble(config, runs, groups, work, out, source, overwrite=True)

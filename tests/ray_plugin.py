@@ -1,0 +1,36 @@
+"""A slow test predictor for tests/test_ray.py, registered on Ray workers too: the tests start
+Ray with this folder on PYTHONPATH and `ray_plugin.register` as the worker set-up hook (the way
+a plug-in that is not installed on the nodes reaches them through Ray's runtime environment)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo_bench.predictor import Predictor, register_predictor
+
+
+class SlowMean(Predictor):
+    """Predicts a network's mean weight; its fit writes `<marks>/<pid>-<n>` holding its torch
+    thread count, then sleeps `sleep` s (so a test can find the worker and kill it mid-fit)."""
+
+    defaults = {"sleep": 0.0, "marks": ""}
+
+    def fit(self, train, val, target, ctx):
+        if self._hparams["marks"]:
+            marks = Path(self._hparams["marks"])
+            n = len(list(marks.glob(f"{os.getpid()}-*")))
+            (marks / f"{os.getpid()}-{n}").write_text(str(torch.get_num_threads()))
+        time.sleep(self._hparams["sleep"])
+
+    def predict(self, zoo):
+        return np.array([float(np.mean(zoo.flat(i))) for i in range(len(zoo))])
+
+
+def register() -> None:
+    """Register `ray-slow` (idempotent: the driver and every worker call it)."""
+    register_predictor("ray-slow")(SlowMean)
