@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from baselines.features import statnn_features
-from zoo_bench import Budget, FitContext, Zoo, ZooWriter, get_predictor
+from zoo_bench import Budget, FitContext, Zoo, ZooWriter, get_predictor, statnn_features
 from zoo_bench.families import ctc
 from zoo_bench.runner import make_predictor
 from zoo_bench.suite import load_suite

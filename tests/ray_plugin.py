@@ -16,16 +16,26 @@ from zoo_bench.predictor import Predictor, register_predictor
 
 class SlowMean(Predictor):
     """Predicts a network's mean weight; its fit writes `<marks>/<pid>-<n>` holding its torch
-    thread count, then sleeps `sleep` s (so a test can find the worker and kill it mid-fit)."""
+    thread count, then sleeps `sleep` s (so a test can find the worker and kill it mid-fit).
+    With `gate` (a folder), only the first fit of all proceeds: every later one waits until
+    `<gate>/open` exists, so a test can interrupt a run that cannot have finished."""
 
-    defaults = {"sleep": 0.0, "marks": ""}
+    defaults = {"sleep": 0.0, "marks": "", "gate": ""}
 
     def fit(self, train, val, target, ctx):
-        if self._hparams["marks"]:
-            marks = Path(self._hparams["marks"])
+        h = self.hparams()
+        if h["marks"]:
+            marks = Path(h["marks"])
             n = len(list(marks.glob(f"{os.getpid()}-*")))
             (marks / f"{os.getpid()}-{n}").write_text(str(torch.get_num_threads()))
-        time.sleep(self._hparams["sleep"])
+        if h["gate"]:
+            gate = Path(h["gate"])
+            try:
+                os.close(os.open(gate / "first", os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                while not (gate / "open").exists():
+                    time.sleep(0.05)
+        time.sleep(h["sleep"])
 
     def predict(self, zoo):
         return np.array([float(np.mean(zoo.flat(i))) for i in range(len(zoo))])

@@ -153,21 +153,21 @@ from zoo_bench.evaluator import Evaluator
 from zoo_bench.ray_executor import RayExecutor
 from zoo_bench.runner import plan_jobs, run_jobs
 from zoo_bench.store import Zoo
-from zoo_bench.store import Zoo
 
 register()
 ray.init(**INIT)
 zoos = {{p.split('/')[-1]: Zoo.open(p) for p in {zoo_paths!r}}}
 jobs = plan_jobs(zoos, ["ray-slow"], ["standard", "cross_dataset"], [0, 1], "test_accuracy")
 run_jobs(jobs, {results!r}, device="cpu", progress=False, evaluator=Evaluator(n_boot=50),
-         budgets={{"ray-slow": {{"sleep": 2.0}}}}, executor=RayExecutor())
+         budgets={{"ray-slow": {{"gate": {gate!r}}}}}, executor=RayExecutor())
 """
 
 
 def test_ctrl_c_cancels_the_tasks_and_leaves_only_complete_cells(toy, tmp_path):
-    results = tmp_path / "r"
+    results, gate = tmp_path / "r", tmp_path / "gate"
+    gate.mkdir()  # only the first fit runs; the others wait for a gate that never opens
     script = CHILD.format(tests=str(HERE), zoo_paths=[str(z.path) for z in toy.values()],
-                          results=str(results))
+                          results=str(results), gate=str(gate))
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
@@ -188,8 +188,9 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_only_complete_cells(toy, tmp_path):
         assert len(part) == int(stored.set_index("cell_key").loc[key, "n_test"])
     assert not list(results.rglob("*.tmp*")), "a half-written file was left behind"
 
+    (gate / "open").touch()  # the same configuration, now free to finish
     report = run_jobs(jobs, results, device="cpu", progress=False, evaluator=FAST,
-                      budgets={"ray-slow": {"sleep": 2.0}})
+                      budgets={"ray-slow": {"gate": str(gate)}})
     assert {k.digest for k in report.skipped} == set(stored["cell_key"])
     assert len(report.computed) == len(jobs) - len(stored)
     rows = read_cells(results)
