@@ -212,9 +212,11 @@ class RayExecutor:
             try:
                 while pending:
                     status(f"{len(pending)} fits on Ray")
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    group = pending.pop(done[0])
-                    for index, st, row, preds, error in _result(ray, done[0]):
+                    done = _wait_one(ray, pending)
+                    if done is None:
+                        continue
+                    group = pending.pop(done)
+                    for index, st, row, preds, error in _result(ray, done):
                         runner.store(group[index], st, row, preds, error)
             except BaseException:
                 for ref in pending:
@@ -223,6 +225,16 @@ class RayExecutor:
         finally:
             if started:
                 ray.shutdown()
+
+
+WAIT_S = 0.5  # the longest the driver waits inside Ray before Python can see a Ctrl-C
+
+
+def _wait_one(ray: Any, pending: Mapping[Any, Any]) -> Any | None:
+    """One finished task's ref, or None after `WAIT_S`: a blocking `ray.wait` holds the driver
+    in native code, where a Ctrl-C is not seen until some task returns, which may be never."""
+    done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+    return done[0] if done else None
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -299,9 +311,11 @@ class RayGroupRunner:
             pending = {remote.remote(t): t for t in tasks}
             try:
                 while pending:
-                    done, _ = ray.wait(list(pending), num_returns=1)
-                    task = pending.pop(done[0])
-                    flats, body = _result(ray, done[0])
+                    done = _wait_one(ray, pending)
+                    if done is None:
+                        continue
+                    task = pending.pop(done)
+                    flats, body = _result(ray, done)
                     write_shard(task, flats, body)
                     on_epoch(task.config.name, len(task.run_indices) * task.config.epochs)
             except BaseException:
