@@ -209,19 +209,12 @@ class RayExecutor:
                 ).remote([_light(j) for j in group], _refs(group), config, runner.device,
                          runner.suite, runner.evaluator, runner.prov.run_id)
                 pending[ref] = group
-            try:
-                while pending:
-                    status(f"{len(pending)} fits on Ray")
-                    done = _wait_one(ray, pending)
-                    if done is None:
-                        continue
-                    group = pending.pop(done)
-                    for index, st, row, preds, error in _result(ray, done):
-                        runner.store(group[index], st, row, preds, error)
-            except BaseException:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise
+
+            def store(group: list[Job], cells: list[tuple]) -> None:
+                for index, st, row, preds, error in cells:
+                    runner.store(group[index], st, row, preds, error)
+
+            _drain(ray, pending, store, on_wait=lambda n: status(f"{n} fits on Ray"))
         finally:
             if started:
                 ray.shutdown()
@@ -235,6 +228,23 @@ def _wait_one(ray: Any, pending: Mapping[Any, Any]) -> Any | None:
     in native code, where a Ctrl-C is not seen until some task returns, which may be never."""
     done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
     return done[0] if done else None
+
+
+def _drain(ray: Any, pending: dict[Any, Any], handle: Callable[[Any, Any], None],
+           on_wait: Callable[[int], None] | None = None) -> None:
+    """Hand each task's item and result to `handle` as tasks finish (the driver alone writes);
+    on any error or Ctrl-C cancel every task still pending, then re-raise."""
+    try:
+        while pending:
+            if on_wait is not None:
+                on_wait(len(pending))
+            done = _wait_one(ray, pending)
+            if done is not None:
+                handle(pending.pop(done), _result(ray, done))
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -309,19 +319,12 @@ class RayGroupRunner:
                 runtime_env={"env_vars": _generation_env()},
             )
             pending = {remote.remote(t): t for t in tasks}
-            try:
-                while pending:
-                    done = _wait_one(ray, pending)
-                    if done is None:
-                        continue
-                    task = pending.pop(done)
-                    flats, body = _result(ray, done)
-                    write_shard(task, flats, body)
-                    on_epoch(task.config.name, len(task.run_indices) * task.config.epochs)
-            except BaseException:
-                for ref in pending:
-                    ray.cancel(ref, force=True)
-                raise
+
+            def write(task: Any, shard: tuple[Any, dict[str, Any]]) -> None:
+                write_shard(task, *shard)
+                on_epoch(task.config.name, len(task.run_indices) * task.config.epochs)
+
+            _drain(ray, pending, write)
         finally:
             if started:
                 ray.shutdown()
