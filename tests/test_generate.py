@@ -15,6 +15,7 @@ import zoo_bench.generate.population as population
 from zoo_bench import Zoo
 from zoo_bench.cli import main
 from zoo_bench.errors import ZooFormatError
+from zoo_bench.families import CTC_WIDTHS, ctc
 from zoo_bench.generate import (
     GenerationError,
     PresetError,
@@ -24,6 +25,7 @@ from zoo_bench.generate import (
     preset_configs,
     preset_zoo_names,
 )
+from zoo_bench.generate.hyper import sample_runs
 from zoo_bench.generate.population import generate_zoos, work_dir
 from zoo_bench.generate.report import accuracy_spread
 from zoo_bench.generate.trainer import accuracy
@@ -47,7 +49,7 @@ def test_preset_names_are_preset_dataset_family():
         f"ci-{d}-{f}" for d in ("digits", "mnist1d", "shapes") for f in ("ctc", "cnn_small")
     ]
     configs = preset_configs("default")
-    assert {c.family for c in configs} == {"ctc", "cnn_small"}
+    assert {c.family for c in configs} == {"ctc", "cnn_small", "ctc_widths"}
     assert all(c.runs >= 1000 and c.checkpoints[0] == 0 and c.checkpoints[-1] == c.epochs
                for c in configs)
 
@@ -158,6 +160,18 @@ def test_mixed_family_holds_one_architecture_per_shape(tmp_path):
         rows = t[t["architecture"] == name]
         assert (rows["hp_num_units"] == arch.layers[0].fan_out).all()
         assert (rows["hp_num_layers"] == len(arch.layers) - 1).all()
+
+
+def test_ctc_widths_runs_draw_their_hidden_width():
+    runs = sample_runs(40, "ctc_widths", "digits", seed=0, in_channels=1, size=16)
+    widths = {r.arch.layers[0].fan_out for r in runs}
+    assert widths == set(CTC_WIDTHS)
+    for r in runs:
+        units = r.arch.layers[0].fan_out
+        assert (r.arch.name, r.arch.family) == (f"ctc_w{units}", "ctc_widths")
+        assert r.hp_columns()["hp_num_units"] == units
+        ref = ctc(units=units, size=16)
+        assert [la.weight_shape for la in r.arch.layers] == [la.weight_shape for la in ref.layers]
 
 
 def test_accuracy_spread_reports_quantiles_and_diverged_runs(tmp_path):

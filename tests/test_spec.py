@@ -103,6 +103,10 @@ def test_extends_inside_one_file_and_cycles(tmp_path):
         (('zoos = "generate:mine"', 'zoos = "generate:mien"'),
          r"no \[generate.mien\]; did you mean 'mine'"),
         (("[suites.mine]", "[suite.mine]"), "unknown top-level key 'suite'; did you mean 'suites'"),
+        (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = ["ctc_widths"]'),
+         r"targets_only names \['ctc_widths'\], which \[generate.mine\] does not make"),
+        (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = "ctc"'),
+         "targets_only must be a list of architecture family names"),
     ],
 )
 def test_every_key_is_checked_when_the_file_is_read(tmp_path, change, message):

@@ -7,10 +7,11 @@ import pytest
 
 from zoo_bench import Zoo, ZooWriter
 from zoo_bench.errors import RegistryError
-from zoo_bench.families import cnn_s, ctc
+from zoo_bench.families import cnn_s, ctc, ctc_widths
 from zoo_bench.tasks import Task, TaskError, get_task, list_tasks, register_task, zoo_info
 
-ARCHS = {"ctc": lambda: ctc(size=16), "cnn_s": cnn_s}
+ARCHS = {"ctc": lambda: ctc(size=16), "cnn_s": cnn_s,
+         "ctc_widths": lambda: ctc_widths(24, size=16)}
 
 
 def write_zoo(folder, name, dataset, family, runs=10, epochs=(0, 3), seed=0, nan_gap=False):
@@ -138,6 +139,21 @@ def test_mixed_zoos_join_standard_only(suite_zoos, tmp_path):
     assert zoo_info(zoos["mixed"]).family is None
     assert "mixed" in {c.source for c in cells_of("standard", zoos, tmp_path)}
     assert "mixed" not in {c.source for c in cells_of("cross_arch", zoos, tmp_path)}
+
+
+def test_targets_only_families_are_tested_on_but_never_trained_on(suite_zoos, tmp_path):
+    zoos = {**suite_zoos,
+            "t-digits-ctc_widths": write_zoo(tmp_path / "zoos", "t-digits-ctc_widths", "digits",
+                                             "ctc_widths", seed=9)}
+    only = {"targets_only": ("ctc_widths",)}
+    for task in ("standard", "cross_dataset", "cross_arch"):
+        cells = cells_of(task, zoos, tmp_path, options=only)
+        assert "t-digits-ctc_widths" not in {c.source for c in cells}
+    arch = {(c.source, c.target) for c in cells_of("cross_arch", zoos, tmp_path, options=only)}
+    assert {("t-digits-ctc", "t-digits-ctc_widths"),
+            ("t-digits-cnn_s", "t-digits-ctc_widths")} <= arch
+    # without the option the width-varied zoo is a source like any other
+    assert "t-digits-ctc_widths" in {c.source for c in cells_of("standard", zoos, tmp_path)}
 
 
 def test_registry_lists_tasks_and_answers_typos():

@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "cnn_s": "zoo_bench.families",
     "cnn_small": "zoo_bench.families",
     "ctc": "zoo_bench.families",
+    "ctc_widths": "zoo_bench.families",
     "mixed": "zoo_bench.families",
     # zoos
     "Zoo": "zoo_bench.store",

@@ -16,6 +16,18 @@ def ctc(in_channels: int = 1, units: int = 16, n_classes: int = 10, size: int = 
     return Architecture("ctc", layers, (in_channels, size, size), family="ctc")
 
 
+CTC_WIDTHS = (8, 12, 16, 20, 24)  # the hidden widths a `ctc_widths` run draws from
+
+
+def ctc_widths(
+    units: int, in_channels: int = 1, n_classes: int = 10, size: int = 28
+) -> Architecture:
+    """A ctc net of `units` hidden channels, of the width-varied family `ctc_widths`: the
+    targets on which a model fitted on the fixed-width ctc is tested for transfer to new widths."""
+    net = ctc(in_channels=in_channels, units=units, n_classes=n_classes, size=size)
+    return Architecture(f"ctc_w{units}", net.layers, net.input_shape, family="ctc_widths")
+
+
 def cnn_s(in_channels: int = 1, n_classes: int = 10) -> Architecture:
     """Schürholt et al.'s CNN-s on 28x28: conv 8@5, conv 6@5 (each max-pooled before its
     activation, as in their code), conv 4@2, fc 20, fc 10: 2,464 parameters with one channel."""

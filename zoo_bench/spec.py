@@ -41,7 +41,7 @@ FILE_NAME = "benchmark.toml"
 GENERATE_PREFIX = "generate:"
 SUITE_KEYS = (
     "zoos", "tasks", "methods", "seeds", "property", "epochs", "budgets", "permutations",
-    "extends", "version",
+    "extends", "version", "targets_only",
 )
 REQUIRED_SUITE_KEYS = ("zoos", "tasks", "methods", "seeds")
 PRESET_KEYS = (
@@ -94,6 +94,7 @@ class Suite:
     path: Path | None = None
     extends: str | None = None
     version: int = 1
+    targets_only: tuple[str, ...] = ()
 
     @property
     def preset(self) -> str | None:
@@ -129,8 +130,14 @@ class Suite:
         return dict(table)
 
     def task_options(self) -> dict[str, Any]:
-        """Options handed to `Task.cells` (the nfn task's permutation files)."""
-        return {"permutations": dict(self.permutations)} if self.permutations else {}
+        """Options handed to `Task.cells`: the nfn task's permutation files, and the families
+        whose zoos are only tested on, never trained on (`targets_only`)."""
+        options: dict[str, Any] = {}
+        if self.permutations:
+            options["permutations"] = dict(self.permutations)
+        if self.targets_only:
+            options["targets_only"] = tuple(self.targets_only)
+        return options
 
 
 @dataclass(frozen=True)
@@ -331,6 +338,15 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
     version = spec.get("version", 1)
     if type(version) is not int or version < 1:
         raise fail(f"version must be a positive integer, got {version!r}")
+    targets_only = spec.get("targets_only", [])
+    if not (isinstance(targets_only, list) and all(isinstance(f, str) for f in targets_only)):
+        raise fail("targets_only must be a list of architecture family names (zoos of these "
+                   "families are tested on, never trained on)")
+    if preset_spec is not None:
+        unknown = sorted(set(targets_only) - set(preset_spec.get("families", [])))
+        if unknown:
+            raise fail(f"targets_only names {unknown}, which [generate.{preset}] does not make; "
+                       f"its families: {list(preset_spec.get('families', []))}")
     budgets = _budgets(spec.get("budgets", {}), fail)
     perms = spec.get("permutations", {})
     if not isinstance(perms, dict) or not all(isinstance(v, str) for v in perms.values()):
@@ -343,6 +359,7 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
         generate=None if preset_spec is None else MappingProxyType(preset_spec),
         presets=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in presets.items()}),
         path=path, extends=spec.get("extends"), version=version,
+        targets_only=tuple(targets_only),
     )
 
 

@@ -224,7 +224,7 @@ def expected_for_suite(suite: Suite, rows: Any, seeds: Sequence[int] | None = No
     unknown = set(suite.zoo_names()) - set(infos)
     pairs = {}
     for task in suite.tasks:
-        defined = set(get_task(task).pairs(infos))
+        defined = set(get_task(task).scored_pairs(infos, suite.task_options()))
         if unknown:
             seen = rows[(rows["task"] == task) & (rows["property"] == suite.property)]
             defined |= {

@@ -82,6 +82,14 @@ class Task(ABC):
     def pairs(self, infos: Mapping[str, ZooInfo]) -> list[tuple[str, str]]:
         """The ordered (source, target) zoo-name pairs this task scores, from zoo metadata."""
 
+    def scored_pairs(
+        self, infos: Mapping[str, ZooInfo], options: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, str]]:
+        """`pairs` less those that would train on a zoo of a family the suite marks
+        `targets_only` (e.g. the width-varied ctc zoos, scored only as transfer targets)."""
+        only = set((options or {}).get("targets_only", ()))
+        return [(s, t) for s, t in self.pairs(infos) if infos[s].family not in only]
+
     def split(self, zoo: Zoo, seed: int, epochs: str, root: Path | None, options: Mapping) -> Split:
         """The split a cell of this task uses on `zoo` (the standard one unless overridden)."""
         return standard_split(zoo, seed, epochs=epochs, root=root)
@@ -98,7 +106,7 @@ class Task(ABC):
         """The cells of this task on the suite's zoos ({name: Zoo}) for one seed."""
         options = dict(options or {})
         root = Path(split_root) if split_root is not None else None
-        pairs = self.pairs({name: zoo_info(z) for name, z in zoos.items()})
+        pairs = self.scored_pairs({name: zoo_info(z) for name, z in zoos.items()}, options)
         splits: dict[str, Split] = {}
         cells = []
         for source, target in pairs:

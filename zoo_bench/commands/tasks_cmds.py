@@ -88,7 +88,7 @@ def _show_suite(console: Any, suite: Any) -> None:
     for col in ("task", "per seed", f"x {len(suite.seeds)} seeds"):
         ct.add_column(col, justify="left" if col == "task" else "right")
     for name in suite.tasks:
-        n = len(get_task(name).pairs(infos))
+        n = len(get_task(name).scored_pairs(infos, suite.task_options()))
         ct.add_row(escape(name), str(n), str(n * len(suite.seeds)))
     console.print(ct)
     unknown = [n for n in suite.zoo_names() if n not in infos]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zoo_bench.arch import Architecture
-from zoo_bench.families import cnn_small, ctc, mixed
+from zoo_bench.families import CTC_WIDTHS, cnn_small, ctc, ctc_widths, mixed
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 W_INITS = ("he_normal", "orthogonal", "glorot_normal", "normal", "truncated_normal")
@@ -81,9 +81,10 @@ class RunSpec:
             "hp_train_fraction": self.train_fraction,
             "hp_seed": self.seed,
         }
+        convs = [la for la in self.arch.layers if la.kind == "conv2d"]
         if self.arch.family == "mixed":
-            convs = [la for la in self.arch.layers if la.kind == "conv2d"]
             cols["hp_num_layers"] = len(convs)
+        if self.arch.family in ("mixed", "ctc_widths"):
             cols["hp_num_units"] = convs[0].fan_out
         return cols
 
@@ -98,11 +99,16 @@ def _mixed(rng: np.random.Generator, space: SearchSpace, in_channels: int, size:
     return mixed(depth, width, in_channels=in_channels, size=size)
 
 
+def _ctc_widths(rng: np.random.Generator, space: SearchSpace, in_channels: int, size: int):
+    return ctc_widths(int(rng.choice(CTC_WIDTHS)), in_channels=in_channels, size=size)
+
+
 # family name -> (rng, space, in_channels, image size) -> the run's architecture
 FAMILIES: dict[str, Callable[[np.random.Generator, SearchSpace, int, int], Architecture]] = {
     "ctc": _fixed(ctc),
     "cnn_small": _fixed(cnn_small),
     "mixed": _mixed,
+    "ctc_widths": _ctc_widths,
 }
 
 
