@@ -50,8 +50,11 @@ def test_preset_names_are_preset_dataset_family():
     ]
     configs = preset_configs("default")
     assert {c.family for c in configs} == {"ctc", "cnn_small", "ctc_widths"}
-    assert all(c.runs >= 1000 and c.checkpoints[0] == 0 and c.checkpoints[-1] == c.epochs
-               for c in configs)
+    assert all(c.checkpoints[0] == 0 and c.checkpoints[-1] == c.epochs for c in configs)
+    # training zoos have 1,000 runs; the test-only width zoos their family_runs size
+    assert {(c.family, c.runs) for c in configs} == {
+        ("ctc", 1000), ("cnn_small", 1000), ("ctc_widths", 400)}
+    assert {c.runs for c in preset_configs("default", {"runs": 7})} == {7}
 
 
 def test_generated_zoo_has_typed_hyperparameters_and_every_checkpoint(tmp_path):

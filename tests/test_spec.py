@@ -56,7 +56,7 @@ def test_a_suite_file_extends_a_repository_suite(tmp_path):
     assert (suite.tasks, suite.seeds) == (ci.tasks, ci.seeds)  # inherited
     assert suite.methods == ("statnn",)  # its own list replaces the inherited one
     assert suite.zoo_names() == ["mine-digits-ctc"] and suite.generate["runs"] == 16
-    assert suite.expected_networks() == 16 * 2
+    assert suite.expected_networks("ctc") == 16 * 2
     # budgets: inherited per method, its own override, [budgets.default] for the rest
     assert suite.budget("statnn") == {"max_epochs": 7}
     assert suite.budget("sne") == ci.budget("sne")
@@ -105,6 +105,10 @@ def test_extends_inside_one_file_and_cycles(tmp_path):
         (("[suites.mine]", "[suite.mine]"), "unknown top-level key 'suite'; did you mean 'suites'"),
         (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = ["ctc_widths"]'),
          r"targets_only names \['ctc_widths'\], which \[generate.mine\] does not make"),
+        (("runs = 16", "runs = 16\nfamily_runs = { ctcc = 4 }"),
+         r"family_runs.ctcc: 'ctcc' is not one of the preset's families.*did you mean 'ctc'"),
+        (("runs = 16", "runs = 16\nfamily_runs = { ctc = 0 }"),
+         "family_runs.ctc must be a positive integer"),
         (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = "ctc"'),
          "targets_only must be a list of architecture family names"),
     ],

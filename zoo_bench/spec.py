@@ -46,7 +46,7 @@ SUITE_KEYS = (
 REQUIRED_SUITE_KEYS = ("zoos", "tasks", "methods", "seeds")
 PRESET_KEYS = (
     "datasets", "families", "runs", "epochs", "checkpoints", "batch_size", "seed", "group_size",
-    "space",
+    "space", "family_runs",
 )
 REQUIRED_PRESET_KEYS = ("datasets", "families", "runs", "epochs", "checkpoints")
 BUDGET_LIMITS = ("max_epochs", "max_seconds")
@@ -115,14 +115,23 @@ class Suite:
             for f in self.generate.get("families", [])
         }
 
-    def expected_networks(self) -> int | None:
-        """Networks per generated zoo (runs x stored checkpoints), None for catalog suites."""
+    def expected_runs(self, family: str) -> int | None:
+        """Runs of a generated zoo of `family` (`family_runs` or `runs`), None for catalog
+        suites."""
+        g = self.generate
+        if g is None:
+            return None
+        return int(dict(g.get("family_runs", {})).get(family, g["runs"]))
+
+    def expected_networks(self, family: str) -> int | None:
+        """Networks of a generated zoo of `family` (runs x stored checkpoints), None for catalog
+        suites."""
         g = self.generate
         if g is None:
             return None
         epochs = int(g["epochs"])
-        return int(g["runs"]) * len({int(e) for e in g["checkpoints"] if int(e) <= epochs}
-                                    | {0, epochs})
+        checkpoints = {int(e) for e in g["checkpoints"] if int(e) <= epochs} | {0, epochs}
+        return int(self.expected_runs(family) or 0) * len(checkpoints)
 
     def budget(self, method: str) -> dict[str, Any]:
         """The method's budget table, else the suite's `[budgets.default]`; may be {}."""
@@ -226,6 +235,17 @@ def check_preset(name: str, table: Any, path: Path | str) -> None:
         value = table.get(key)
         if value is not None and (type(value) is not int or value < 0):
             raise SuiteError(f"{where}: {key} must be a non-negative integer, got {value!r}")
+    family_runs = table.get("family_runs", {})
+    if not isinstance(family_runs, dict):
+        raise SuiteError(f"{where}: family_runs must be a table of family = runs")
+    for family, runs in family_runs.items():
+        if family not in table["families"]:
+            raise SuiteError(f"{where}: family_runs.{family}: {family!r} is not one of the "
+                             f"preset's families {table['families']}"
+                             f"{did_you_mean(family, table['families'])}")
+        if type(runs) is not int or runs < 1:
+            raise SuiteError(f"{where}: family_runs.{family} must be a positive integer, "
+                             f"got {runs!r}")
     checkpoints = table["checkpoints"]
     if not (isinstance(checkpoints, list) and checkpoints
             and all(type(e) is int for e in checkpoints)):

@@ -2,8 +2,9 @@
 
 A preset lists datasets and architecture families; each (dataset, family) pair is one zoo named
 ``<preset>-<dataset>-<family>``. Keys: datasets, families, runs, epochs, checkpoints,
-batch_size, seed, group_size, and an optional `[generate.<preset>.space]` table overriding the
-hyperparameter search space (see `SearchSpace`).
+batch_size, seed, group_size, `family_runs` (a table of family = runs for families whose zoos
+need another size, e.g. test-only targets), and an optional `[generate.<preset>.space]` table
+overriding the hyperparameter search space (see `SearchSpace`).
 """
 
 from __future__ import annotations
@@ -124,12 +125,15 @@ def preset_configs(preset: str, overrides: Mapping[str, Any] | None = None,
         space = SearchSpace.from_dict(table.get("space", {}))
     except ValueError as e:
         raise PresetError(f"[generate.{preset}.space]: {e}") from None
+    runs = {f: int(table["runs"]) for f in table["families"]}
+    if (overrides or {}).get("runs") is None:  # an explicit --runs sizes every zoo alike
+        runs.update({f: int(n) for f, n in dict(table.get("family_runs", {})).items()})
     epochs = int(table["epochs"])
     listed = {int(e) for e in table["checkpoints"] if int(e) <= epochs}
     checkpoints = tuple(sorted(listed | {0, epochs}))
     return [
         ZooConfig(
-            name=zoo_name(preset, d, f), dataset=d, family=f, runs=int(table["runs"]),
+            name=zoo_name(preset, d, f), dataset=d, family=f, runs=runs[f],
             epochs=epochs, checkpoints=checkpoints, batch_size=int(table["batch_size"]),
             seed=int(table["seed"]), group_size=int(table["group_size"]), space=space,
         )
