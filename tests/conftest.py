@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +53,35 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """Tests never read or write the user's zoo cache: ZOO_BENCH_HOME points at a folder of
+    this session (of this xdist worker); tests that need another home set their own."""
+    before = os.environ.get("ZOO_BENCH_HOME")
+    os.environ["ZOO_BENCH_HOME"] = str(tmp_path_factory.mktemp("home"))
+    yield
+    if before is None:
+        os.environ.pop("ZOO_BENCH_HOME", None)
+    else:
+        os.environ["ZOO_BENCH_HOME"] = before
+
+
 @pytest.fixture(scope="session")
 def ci_zoos(tmp_path_factory) -> dict[str, Zoo]:
-    """The ci preset's digits and mnist1d zoos (ctc and cnn_small), generated once per session
-    and shared by every test that needs a real trained zoo."""
+    """The ci preset's digits and mnist1d zoos (ctc and cnn_small), generated once per test run
+    and shared by every test that needs a real trained zoo. Under pytest-xdist (`scripts/test.sh`
+    runs one worker per core) the workers share one copy: the first generates it under a file
+    lock, the others find the zoos complete and open them."""
+    from filelock import FileLock
+
     from zoo_bench.generate import generate_preset
 
-    root = tmp_path_factory.mktemp("ci_zoos")
-    paths = generate_preset("ci", out_dir=root, only=["digits", "mnist1d"], progress=False)
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, above every worker's own
+    with FileLock(str(base / "ci_zoos.lock")):
+        paths = generate_preset("ci", out_dir=base / "ci_zoos", only=["digits", "mnist1d"],
+                                progress=False)
     return {name: Zoo.open(path) for name, path in paths.items()}
 
 

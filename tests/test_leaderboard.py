@@ -169,6 +169,18 @@ def test_markdown_shows_every_entry(results):
     assert "## Provenance" in md and "abc" in md
 
 
+def test_transfer_only_view_averages_the_off_diagonal_pairs(results):
+    lb = build_leaderboard(read_cells(results), expected())
+    header, rows = lb.transfer_rows()
+    assert header == ["method", "cross off-diagonal (3 pairs)"]  # standard has no off-diagonal
+    by_method = {r[0]: r[1] for r in rows}
+    want = np.mean([np.mean([tau_of("a", "cross", s, t, seed) for seed in SEEDS])
+                    for s, t in PAIRS["cross"]])
+    assert by_method["a"] == f"{want:.3f}"
+    assert by_method["c"] == "\u2013" and by_method["d"] == "\u2013"  # incomplete, n/a
+    assert "## Transfer only" in to_markdown(lb)
+
+
 def test_html_is_self_contained_with_figures(results, tmp_path):
     lb = build_leaderboard(read_cells(results), expected())
     paths = write_outputs(lb, tmp_path / "out")

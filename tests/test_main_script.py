@@ -17,16 +17,22 @@ echo "$@" >> "$(dirname "$0")/../../calls.txt"
 """
 
 
-@pytest.mark.parametrize(("suite", "folder"), [(None, "results/default"), ("ci", "results/ci")])
-def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
-    (tmp_path / "scripts").mkdir()
-    shutil.copy(MAIN, tmp_path / "scripts" / "main.sh")
-    (tmp_path / "scripts" / "env.sh").write_text("true\n")
-    zb = tmp_path / ".venv" / "bin" / "zoo-bench"
+def stub_checkout(root: Path) -> None:
+    """A copy of main.sh whose env.sh does nothing and whose zoo-bench records its calls."""
+    (root / "scripts").mkdir()
+    shutil.copy(MAIN, root / "scripts" / "main.sh")
+    (root / "scripts" / "env.sh").write_text("true\n")
+    zb = root / ".venv" / "bin" / "zoo-bench"
     zb.parent.mkdir(parents=True)
     zb.write_text(STUB)
     zb.chmod(zb.stat().st_mode | stat.S_IXUSR)
-    env = {k: v for k, v in os.environ.items() if k not in ("SUITE", "RESULTS", "LANES")}
+
+
+@pytest.mark.parametrize(("suite", "folder"), [(None, "results/default"), ("ci", "results/ci")])
+def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
+    stub_checkout(tmp_path)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SUITE", "RESULTS", "LANES", "SEEDS")}
     if suite:
         env["SUITE"] = suite
     subprocess.run(["bash", str(tmp_path / "scripts" / "main.sh")], env=env, check=True,
@@ -37,3 +43,13 @@ def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
     assert all(f"--results {folder}" in c for c in runs), runs
     board = [c for c in calls if c.startswith("leaderboard ")]
     assert board == [f"leaderboard --suite {suite or 'default'} --results {folder} --out {folder}"]
+
+
+def test_seeds_restricts_every_lane_to_those_seeds(tmp_path):
+    stub_checkout(tmp_path)
+    env = {**{k: v for k, v in os.environ.items() if k not in ("SUITE", "RESULTS", "LANES")},
+           "SEEDS": "0-1"}
+    subprocess.run(["bash", str(tmp_path / "scripts" / "main.sh")], env=env, check=True,
+                   capture_output=True, timeout=60)
+    runs = [c for c in (tmp_path / "calls.txt").read_text().splitlines() if c.startswith("run ")]
+    assert len(runs) == 2 and all("--seeds 0-1" in c for c in runs), runs

@@ -188,6 +188,34 @@ class Leaderboard:
         or not), e.g. `0, 1`; `none` without rows."""
         return ", ".join(map(str, self.seeds.get(method, ()))) or "none"
 
+    def transfer_rows(self) -> tuple[list[str], list[list[str]]]:
+        """Header and rows of the transfer-only view: per method, each cross task's mean over
+        its off-diagonal (source != target) pair means (each a mean over seeds), so the
+        in-distribution diagonal does not mask how a method transfers. A dash where the
+        method's task is incomplete; `(k/n pairs)` where only k pairs are applicable."""
+        tasks = [t for t in self.expected.tasks
+                 if any(s != g for s, g in self.expected.pairs.get(t, ()))]
+        off = self.pairs[self.pairs["source"] != self.pairs["target"]]
+        rows = []
+        for m in self.methods:
+            cells = []
+            for t in tasks:
+                want = {(s, g) for s, g in self.expected.pairs[t] if s != g}
+                mine = off[(off["method"] == m) & (off["task"] == t)]
+                got = mine[[(s, g) in want
+                            for s, g in zip(mine["source"], mine["target"], strict=True)]]
+                if self.entry(m, t).state == INCOMPLETE or got.empty or got["mean"].isna().any():
+                    cells.append("\u2013")
+                    continue
+                n = f" ({len(got)}/{len(want)} pairs)" if len(got) < len(want) else ""
+                cells.append(f"{got['mean'].mean():.3f}{n}")
+            rows.append([m, *cells])
+        header = ["method"] + [
+            f"{t} off-diagonal ({sum(s != g for s, g in self.expected.pairs[t])} pairs)"
+            for t in tasks
+        ]
+        return header, rows
+
     def pair_rows(self) -> list[list[Any]]:
         """Per (method, task, source, target): tau mean and std over seeds, seeds stored."""
         return [
@@ -363,8 +391,18 @@ def to_markdown(lb: Leaderboard) -> str:
     main = _md_table(lb.board_header(), lb.board_rows())
     pairs = _md_table(PAIR_HEADER, lb.pair_rows())
     prov = _md_table(["", ""], lb.provenance().items())
-    parts = [f"# {title(lb)}", main, *notes(lb), "## Per zoo pair", pairs, "## Provenance", prov]
+    parts = [f"# {title(lb)}", main, *notes(lb)]
+    header, transfer = lb.transfer_rows()
+    if len(header) > 1:
+        parts += ["## Transfer only", TRANSFER_NOTE, _md_table(header, transfer)]
+    parts += ["## Per zoo pair", pairs, "## Provenance", prov]
     return "\n\n".join(parts) + "\n"
+
+
+TRANSFER_NOTE = (
+    "Each cross task without its diagonal: the mean Kendall's tau over the (source, target) "
+    "pairs with source != target, each pair's tau first averaged over the seeds."
+)
 
 
 def format_tau(v: float) -> str:
