@@ -97,7 +97,9 @@ class LayerSpec:
             POOLS if self.kind in LAYER_KINDS else (None,)
         )
         if self.pool not in pools:
-            raise ZooFormatError(f"{self.kind} layer: pool {self.pool!r} is not one of {pools}")
+            raise ZooFormatError(
+                f"{self.kind} layer: unknown pool {self.pool!r}; known pools for it: {pools}"
+            )
         if self.pool_first and self.pool != "max2":
             raise ZooFormatError(f"pool_first needs pool 'max2', got {self.pool!r}")
         if (self.heads is not None) != (self.kind in ATTENTION_KINDS):
@@ -212,9 +214,9 @@ class Architecture:
                 raise ZooFormatError(
                     f"{self.name}: {a.kind} {a.weight_shape} feeds {b.kind} {b.weight_shape}"
                 )
-            if a.kind in DENSE_KINDS and b.kind == "conv2d":
+            if a.kind == "sine" and b.kind == "conv2d":
                 raise ZooFormatError(
-                    f"{self.name}: layer {i + 1} is a conv2d after a {a.kind} layer; "
+                    f"{self.name}: layer {i + 1} is a conv2d after a sine layer; "
                     "convolutions come first"
                 )
         if self.layers[-1].kind == "sine":
