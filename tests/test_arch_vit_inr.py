@@ -164,10 +164,13 @@ def test_functional_forward_runs_a_batch_of_networks_under_vmap(name):
     params = arch.unflatten(torch.from_numpy(flats))  # [(W (4, ...), b (4, ...)), ...]
     out = vmap(lambda p: functional_forward(arch, p, x, act))(params)  # (4, B, outputs)
     assert out.shape == (4, len(x), arch.n_outputs)
+    xs = torch.stack([x.roll(i, dims=0) for i in range(4)])  # (4, B, ...): one batch each
+    own = vmap(lambda p, xb: functional_forward(arch, p, xb, act))(params, xs)
     with torch.no_grad():
         for i, flat in enumerate(flats):
-            torch.testing.assert_close(out[i], ZooNetwork(arch, flat, act)(x),
-                                       rtol=1e-5, atol=1e-6)
+            net = ZooNetwork(arch, flat, act)
+            torch.testing.assert_close(out[i], net(x), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(own[i], net(xs[i]), rtol=1e-5, atol=1e-6)
 
 
 # --- symmetry ------------------------------------------------------------------------------
