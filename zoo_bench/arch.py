@@ -194,7 +194,8 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class Architecture:
-    """A named architecture: layers in order plus the input shape (C, H, W) it expects."""
+    """A named architecture: layers in order plus the input shape it expects per example:
+    (C, H, W) images, or (in_features,) coordinates for an INR."""
 
     name: str
     layers: tuple[LayerSpec, ...]
