@@ -17,7 +17,10 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # architectures and their symmetry
     "ACTIVATIONS": "zoo_bench.arch",
+    "ALL_LAYER_KINDS": "zoo_bench.arch",
+    "INR_KINDS": "zoo_bench.arch",
     "LAYER_KINDS": "zoo_bench.arch",
+    "TRANSFORMER_KINDS": "zoo_bench.arch",
     "Architecture": "zoo_bench.arch",
     "LayerSpec": "zoo_bench.arch",
     "functional_forward": "zoo_bench.arch",
@@ -31,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "ctc": "zoo_bench.families",
     "ctc_widths": "zoo_bench.families",
     "mixed": "zoo_bench.families",
+    "siren": "zoo_bench.families",
+    "vit": "zoo_bench.families",
     # zoos
     "Zoo": "zoo_bench.store",
     "ZooWriter": "zoo_bench.store",

@@ -1,8 +1,10 @@
-"""Named architectures every part of zoo-bench agrees on (the Small CNN Zoo net, CNN-s, ...)."""
+"""Named architectures every part of zoo-bench agrees on (the Small CNN Zoo net, CNN-s, ViTs,
+SIRENs, ...)."""
 
 from __future__ import annotations
 
-from zoo_bench.arch import Architecture, LayerSpec
+from zoo_bench.arch import TOKEN_POOLS, Architecture, LayerSpec
+from zoo_bench.errors import ZooFormatError
 
 
 def ctc(in_channels: int = 1, units: int = 16, n_classes: int = 10, size: int = 28) -> Architecture:
@@ -74,3 +76,69 @@ def mixed(
     return Architecture(
         f"mixed_d{depth}_w{width}", layers, (in_channels, size, size), family="mixed"
     )
+
+
+def vit(
+    depth: int,
+    width: int,
+    heads: int,
+    patch: int = 4,
+    size: int = 16,
+    in_channels: int = 1,
+    n_classes: int = 10,
+    pool: str = "cls",
+    mlp_ratio: int = 2,
+) -> Architecture:
+    """A small pre-norm Vision Transformer (family "vit"): `patch`x`patch` patch embedding to
+    `width`, `depth` blocks of `heads`-head self-attention and an MLP of `mlp_ratio` x `width`
+    hidden units, a final layer norm, then the class token (`pool="cls"`) or the token mean
+    (`"mean"`) into a linear head. Layout and shapes: `zoo_bench.arch`."""
+    if depth < 1 or width < 1 or heads < 1 or patch < 1 or mlp_ratio < 1:
+        raise ZooFormatError(
+            f"vit needs depth, width, heads, patch and mlp_ratio >= 1, got depth={depth}, "
+            f"width={width}, heads={heads}, patch={patch}, mlp_ratio={mlp_ratio}"
+        )
+    if width % heads:
+        raise ZooFormatError(f"vit: {heads} heads do not divide width {width}; pick a divisor")
+    if size % patch:
+        raise ZooFormatError(f"vit: {size}x{size} images do not split into {patch}x{patch} patches")
+    if pool not in TOKEN_POOLS:
+        raise ZooFormatError(f"vit: pool must be one of {TOKEN_POOLS}, got {pool!r}")
+    d, m = width, mlp_ratio * width
+    tokens = (size // patch) ** 2 + (pool == "cls")
+    block = (
+        LayerSpec("layernorm", (d,), (d,)),
+        LayerSpec("attn_q", (d, d), (d,), heads=heads),
+        LayerSpec("attn_k", (d, d), (d,), heads=heads),
+        LayerSpec("attn_v", (d, d), (d,), heads=heads),
+        LayerSpec("attn_o", (d, d), (d,), heads=heads),
+        LayerSpec("layernorm", (d,), (d,)),
+        LayerSpec("mlp_in", (m, d), (m,)),
+        LayerSpec("mlp_out", (d, m), (d,)),
+    )
+    layers = (
+        LayerSpec("patch_embed", (d, in_channels, patch, patch), (tokens, d), stride=patch),
+        *block * depth,
+        LayerSpec("layernorm", (d,), (d,), pool=pool),
+        LayerSpec("linear", (n_classes, d), (n_classes,)),
+    )
+    name = f"vit_d{depth}_w{width}_h{heads}_p{patch}_m{mlp_ratio}_{pool}"
+    return Architecture(name, layers, (in_channels, size, size), family="vit")
+
+
+def siren(
+    depth: int, width: int, omega_0: float, in_features: int = 1, out_features: int = 1
+) -> Architecture:
+    """A SIREN (family "inr"): `depth` sine layers sin(omega_0 * (W x + b)) of `width` units,
+    then a linear output layer; input (in_features,) coordinates."""
+    if depth < 1 or width < 1 or in_features < 1 or out_features < 1:
+        raise ZooFormatError(
+            f"siren needs depth, width, in_features and out_features >= 1, got depth={depth}, "
+            f"width={width}, in_features={in_features}, out_features={out_features}"
+        )
+    omega = float(omega_0)
+    layers = tuple(
+        LayerSpec("sine", (width, in_features if i == 0 else width), (width,), omega_0=omega)
+        for i in range(depth)
+    ) + (LayerSpec("linear", (out_features, width), (out_features,)),)
+    return Architecture(f"siren_d{depth}_w{width}_o{omega:g}", layers, (in_features,), family="inr")

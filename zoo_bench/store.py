@@ -6,6 +6,10 @@ Layout of a zoo folder:
                       properties, weight_offset / n_params into the weight file, nonfinite flag)
     weights.f32       every network's flat vector (see `zoo_bench.arch`), little-endian float32,
                       back to back; opened as a memory map so nothing is read until asked for
+
+Format versions: 1 holds conv2d / linear chains; 2 adds the INR and transformer layer kinds
+(`zoo_bench.arch`). A zoo is written as version 1 unless one of its architectures uses a
+version-2 kind, so CNN zoos keep the bytes and hashes they always had; both versions are read.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from zoo_bench.arch import Architecture, ZooNetwork
+from zoo_bench.arch import LAYER_KINDS, Architecture, ZooNetwork
 from zoo_bench.atomic import make_temp_dir, write_text_atomic
 from zoo_bench.errors import ZooFormatError
 from zoo_bench.paths import home
 
 FORMAT_NAME = "zoo-bench-zoo"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this code writes (only for zoos that need it)
+READ_VERSIONS = (1, 2)
+VERSION_1_KINDS = LAYER_KINDS
 MANIFEST = "manifest.json"
 TABLE = "networks.parquet"
 WEIGHTS = "weights.f32"
@@ -65,8 +71,7 @@ class Zoo:
         self.table = table
         self._weights = weights
         self.architectures = {
-            name: Architecture.from_dict(name, spec)
-            for name, spec in manifest["architectures"].items()
+            name: _architecture(name, spec) for name, spec in manifest["architectures"].items()
         }
 
     @classmethod
@@ -93,6 +98,14 @@ class Zoo:
             else np.zeros(0, DTYPE)
         )
         zoo = cls(path, manifest, table, weights)
+        if manifest["format_version"] < format_version(zoo.architectures.values()):
+            kinds = sorted({la.kind for a in zoo.architectures.values() for la in a.layers}
+                           - set(VERSION_1_KINDS))
+            raise ZooFormatError(
+                f"{path / MANIFEST}: format version {manifest['format_version']} cannot hold "
+                f"layer kinds {kinds} (version 2 can); the manifest is damaged or was edited: "
+                "re-create the zoo"
+            )
         zoo._check_table()
         if verify:
             zoo.verify()
@@ -373,10 +386,10 @@ def _read_manifest(path: Path) -> dict:
         raise ZooFormatError(
             f"{path / MANIFEST}: not a zoo-bench manifest (format={manifest.get('format')!r})"
         )
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READ_VERSIONS:
         raise ZooFormatError(
             f"{path / MANIFEST}: format version {manifest.get('format_version')!r} is not "
-            f"supported (this zoo-bench reads version {FORMAT_VERSION}); upgrade zoo-bench or "
+            f"supported (this zoo-bench reads versions {READ_VERSIONS}); upgrade zoo-bench or "
             "re-create the zoo"
         )
     kinds = {"name": str, "architectures": dict, "files": dict, "sizes": dict,
@@ -388,6 +401,30 @@ def _read_manifest(path: Path) -> dict:
             "re-download the zoo"
         )
     return manifest
+
+
+def format_version(architectures: Iterable[Architecture]) -> int:
+    """The oldest format version that holds these architectures: 1 for conv2d / linear chains,
+    2 once any layer is of a newer kind (sine, transformer)."""
+    new = any(la.kind not in VERSION_1_KINDS for a in architectures for la in a.layers)
+    return 2 if new else 1
+
+
+def _architecture(name: str, spec: Any) -> Architecture:
+    """A manifest's architecture entry, or a ZooFormatError naming it."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list) or not isinstance(
+        spec.get("input_shape"), list
+    ):
+        raise ZooFormatError(
+            f"architecture {name}: needs a 'layers' list and an 'input_shape' list; "
+            "re-create or re-download the zoo"
+        )
+    try:
+        return Architecture.from_dict(name, spec)
+    except ZooFormatError as e:
+        if str(e).startswith((f"{name}:", f"architecture {name}:")):
+            raise
+        raise ZooFormatError(f"architecture {name}: {e}") from None
 
 
 def _check_files(path: Path, manifest: dict) -> None:
@@ -512,7 +549,9 @@ class ZooWriter:
         used = set(table["architecture"]) if len(table) else set()
         manifest = {
             "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format_version": format_version(
+                a for n, a in self.architectures.items() if n in used
+            ),
             "name": self.name,
             "source": self.source,
             "architectures": {

@@ -21,6 +21,17 @@ The description, per weight and bias tensor in flat-vector order:
 activation is odd (`ODD_ACTIVATIONS`; the activation is per network, not per architecture).
 That holds unless the layer max-pools (before or after the activation): max(-x) != -max(x).
 
+The newer kinds (`zoo_bench.arch`): a `sine` layer's units permute like dense units and may
+always flip sign (sin is odd; `UnitGroup.always_sign_flip`), whatever the network's activation.
+A Vision Transformer has, per block, its MLP's hidden units (sign flips for odd activations),
+its attention heads, and within each head the query/key dimensions (shared by q and k) and the
+value/output dimensions (shared by v and o's inputs); q, k and v are viewed (heads, e, D), o as
+(D, heads, e). Within-head groups carry `within` = the heads group: their permutation (and sign)
+may differ from head to head (`sample` draws (heads, e) arrays); a reader that draws one (e,)
+permutation for all heads still gets a symmetry, of a smaller group. Their sign flips are always
+allowed (q_i k_i and v_i o_:i keep their products). The residual stream's D coordinates also
+permute (every tensor that reads or writes it, layer norms included); they never flip sign.
+
 The views are exactly what an nfn-style `NetworkSpec` takes: `weight_spec` is each weight's
 `view_shape` (n_out, n_in, *taps), `bias_spec` each bias's (see `Symmetry.nfn_shapes`); a
 flatten block then enters as extra taps, as nfn expects conv kernels to.
@@ -36,7 +47,8 @@ import numpy as np
 
 from zoo_bench.errors import ZooFormatError
 
-ODD_ACTIVATIONS = ("tanh",)
+ODD_ACTIVATIONS = ("tanh", "sine")
+TRANSFORMER_BLOCK = 8  # layers per transformer block (see zoo_bench.arch.BLOCK)
 
 
 class ArchitectureLike(Protocol):
@@ -53,13 +65,18 @@ class UnitGroup:
     """The hidden units of one layer: permuted together (and sign-flipped, see `odd_sign_flip`).
 
     `block` is how many consecutive input columns of the next layer each unit owns (H*W at a
-    conv -> linear flatten, else 1).
+    conv -> linear flatten, else 1). `always_sign_flip`: sign flips are symmetries whatever the
+    network's activation (sine units, attention dimensions). `within`: the index of a group
+    (attention heads) whose every unit holds its own copy of this group's units; each tensor
+    axis this group moves comes right after an axis of that group.
     """
 
     layer: int
     units: int
     block: int
     odd_sign_flip: bool
+    always_sign_flip: bool = False
+    within: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +101,7 @@ class Symmetry:
     def sign_flips(self, activation: str) -> tuple[bool, ...]:
         """Per group: whether sign flips are symmetries of a network with this activation."""
         odd = activation in ODD_ACTIVATIONS
-        return tuple(odd and g.odd_sign_flip for g in self.groups)
+        return tuple((odd and g.odd_sign_flip) or g.always_sign_flip for g in self.groups)
 
     def nfn_shapes(self) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
         """(weight shapes, bias shapes) for an nfn `NetworkSpec` (`ArraySpec(shape)` each)."""
@@ -95,11 +112,20 @@ class Symmetry:
     def sample(
         self, rng: np.random.Generator, activation: str = "relu"
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """One group element, drawn uniformly: per group a permutation (units,), signs (units,)."""
+        """One group element, drawn uniformly: per group a permutation (units,) and signs
+        (units,); (units of `within`, units) arrays for a group nested in another."""
         flips = self.sign_flips(activation)
-        perms = [rng.permutation(g.units) for g in self.groups]
+
+        def shape(g: UnitGroup) -> tuple[int, ...]:
+            return (g.units,) if g.within is None else (self.groups[g.within].units, g.units)
+
+        perms = [
+            rng.permutation(g.units) if g.within is None
+            else np.stack([rng.permutation(g.units) for _ in range(shape(g)[0])])
+            for g in self.groups
+        ]
         signs = [
-            np.where(rng.random(g.units) < 0.5, -1.0, 1.0) if flip else np.ones(g.units)
+            np.where(rng.random(shape(g)) < 0.5, -1.0, 1.0) if flip else np.ones(shape(g))
             for g, flip in zip(self.groups, flips, strict=True)
         ]
         return perms, signs
@@ -108,7 +134,9 @@ class Symmetry:
         self, flat: np.ndarray, perms: Sequence[np.ndarray], signs: Sequence[np.ndarray]
     ) -> np.ndarray:
         """g.w for one flat vector (P,): new unit o of group k is old unit perms[k][o] times
-        signs[k][o], on every tensor axis the group moves."""
+        signs[k][o], on every tensor axis the group moves. For a group nested in another, a
+        (outer units, units) array applies row r inside outer unit r, counted after the outer
+        permutation: new (r, o) is old (outer perm[r], perms[k][r, o])."""
         flat = np.asarray(flat)
         n_params = sum(int(np.prod(t.shape)) for t in self.tensors)
         if flat.shape != (n_params,):
@@ -121,10 +149,16 @@ class Symmetry:
             for axis, k in enumerate(t.axes):
                 if k is None:
                     continue
-                x = np.take(x, perms[k], axis=axis)
+                perm = np.asarray(perms[k])
+                sign = np.broadcast_to(np.asarray(signs[k], dtype=x.dtype), perm.shape)
                 bcast = [1] * x.ndim
-                bcast[axis] = -1
-                x = x * np.asarray(signs[k], dtype=x.dtype).reshape(bcast)
+                if perm.ndim == 2:  # one permutation per unit of the outer group
+                    bcast[axis - 1 : axis + 1] = perm.shape
+                    x = np.take_along_axis(x, perm.reshape(bcast), axis=axis)
+                else:
+                    bcast[axis] = -1
+                    x = np.take(x, perm, axis=axis)
+                x = x * sign.reshape(bcast)
             out.append(x.reshape(-1))
         return np.concatenate(out)
 
@@ -132,7 +166,7 @@ class Symmetry:
 def _block(arch: ArchitectureLike, i: int) -> int:
     """Input columns of layer i+1 per output unit of layer i (their wiring), or raise."""
     layer, nxt = arch.layers[i], arch.layers[i + 1]
-    if layer.kind == "linear" or nxt.kind == "conv2d" or layer.pool == "gap":
+    if layer.kind in ("linear", "sine") or nxt.kind == "conv2d" or layer.pool == "gap":
         block = 1
     elif layer.pool == "flatten":
         _, h, w = arch.conv_shapes()[i]
@@ -152,9 +186,12 @@ def _block(arch: ArchitectureLike, i: int) -> int:
 
 def symmetry_of(arch: ArchitectureLike) -> Symmetry:
     """The symmetry description of `arch` (module docstring); raises on wiring it cannot read."""
+    if arch.layers[0].kind == "patch_embed":
+        return _transformer_symmetry(arch)
     last = len(arch.layers) - 1
     groups = tuple(
-        UnitGroup(i, layer.fan_out, _block(arch, i), odd_sign_flip=layer.pool != "max2")
+        UnitGroup(i, layer.fan_out, _block(arch, i), odd_sign_flip=layer.pool != "max2",
+                  always_sign_flip=layer.kind == "sine")
         for i, layer in enumerate(arch.layers[:last])
     )
     tensors = []
@@ -169,3 +206,45 @@ def symmetry_of(arch: ArchitectureLike) -> Symmetry:
         b = tuple(layer.bias_shape)
         tensors.append(TensorSymmetry(i, "bias", b, b, (own,)))
     return Symmetry(arch.name, groups, tuple(tensors))
+
+
+def _transformer_symmetry(arch: ArchitectureLike) -> Symmetry:
+    """Residual stream, and per block heads, q/k and v/o dimensions within heads, MLP units
+    (module docstring). The architecture has passed `Architecture`'s layout check."""
+    layers = arch.layers
+    d = layers[0].fan_out
+    groups = [UnitGroup(0, d, 1, odd_sign_flip=False)]  # group 0: the residual stream
+    tensors: list[TensorSymmetry] = []
+
+    def add(i: int, w_view: tuple[int, ...], w_axes: tuple, b_view: tuple[int, ...],
+            b_axes: tuple) -> None:
+        la = layers[i]
+        tensors.append(TensorSymmetry(i, "weight", tuple(la.weight_shape), w_view, w_axes))
+        tensors.append(TensorSymmetry(i, "bias", tuple(la.bias_shape), b_view, b_axes))
+
+    embed = layers[0]
+    add(0, tuple(embed.weight_shape), (0, None, None, None), tuple(embed.bias_shape), (None, 0))
+    for start in range(1, len(layers) - 2, TRANSFORMER_BLOCK):
+        q, v, m = layers[start + 1], layers[start + 3], layers[start + 6]
+        h = q.heads
+        heads = len(groups)
+        groups.append(UnitGroup(start + 1, h, 1, odd_sign_flip=False))
+        qk, vo, mlp = heads + 1, heads + 2, heads + 3
+        groups.append(UnitGroup(start + 1, q.fan_out // h, 1, odd_sign_flip=False,
+                                always_sign_flip=True, within=heads))
+        groups.append(UnitGroup(start + 3, v.fan_out // h, 1, odd_sign_flip=False,
+                                always_sign_flip=True, within=heads))
+        groups.append(UnitGroup(start + 6, m.fan_out, 1, odd_sign_flip=True))
+        eq, ev = q.fan_out // h, v.fan_out // h
+        add(start, (d,), (0,), (d,), (0,))  # layernorm
+        for i, (e, g) in zip(range(start + 1, start + 4), ((eq, qk), (eq, qk), (ev, vo)),
+                             strict=True):
+            add(i, (h, e, d), (heads, g, 0), (h, e), (heads, g))
+        add(start + 4, (d, h, ev), (0, heads, vo), (d,), (0,))  # attn_o
+        add(start + 5, (d,), (0,), (d,), (0,))  # layernorm
+        add(start + 6, (m.fan_out, d), (mlp, 0), (m.fan_out,), (mlp,))  # mlp_in
+        add(start + 7, (d, m.fan_out), (0, mlp), (d,), (0,))  # mlp_out
+    add(len(layers) - 2, (d,), (0,), (d,), (0,))  # final layernorm
+    n_out = layers[-1].fan_out
+    add(len(layers) - 1, (n_out, d), (None, 0), (n_out,), (None,))  # head: logits fixed
+    return Symmetry(arch.name, tuple(groups), tuple(tensors))
