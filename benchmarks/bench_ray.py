@@ -12,6 +12,7 @@ suite over the four real Small CNN Zoo datasets, scaled as stated in the output.
     .venv/bin/python benchmarks/bench_ray.py                           # the ci suite, 2 workers
     .venv/bin/python benchmarks/bench_ray.py --suite default --seeds 0 # a one-seed slice
     .venv/bin/python benchmarks/bench_ray.py --methods statnn,mlp --tasks standard --seeds 0
+    .venv/bin/python benchmarks/bench_ray.py --suite default --from-results results/default
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ def common(a: argparse.Namespace, results: Path) -> list[str]:
 
 
 def lanes(methods: list[str]) -> list[str]:
-    """The main job's split: SNE in one lane, every other method in the other."""
-    sne = [m for m in methods if m == "sne"]
-    rest = [m for m in methods if m != "sne"]
+    """The main job's split: the SNE methods in one lane, every other method in the other."""
+    sne = [m for m in methods if m in ("sne", "sne_stats")]
+    rest = [m for m in methods if m not in sne]
     return [",".join(x) for x in (sne, rest) if x]
 
 
@@ -88,6 +89,45 @@ def lpt_wall(times: list[float], workers: int, overhead: float) -> float:
     return max(loads)
 
 
+def fit_table(rows):
+    """One row per fit (fit_key): method, fit seconds, summed predict seconds, networks."""
+    return rows.groupby(["method", "fit_key"]).agg(
+        fit=("fit_seconds", "first"), predict=("predict_seconds", "sum"),
+        n_train=("n_train", "first"), n_test=("n_test", "sum")).reset_index()
+
+
+def paper_table(fits, suite, overhead: float, n_seeds: int) -> None:
+    """The on-paper wall times over N = 1, 8, 64 workers: of the fits given (as measured) and of
+    a suite over the four real Small CNN Zoo datasets (scaled as printed)."""
+    per_method = fits.groupby("method").agg(fit=("fit", "mean"), predict=("predict", "sum"),
+                                            n_train=("n_train", "mean"),
+                                            n_test=("n_test", "sum"))
+    print("\nOn paper (not measured): independent fits scheduled longest first on N workers, "
+          f"each paying a per-task overhead of {overhead:.2f} s.")
+    print("Assumption: a fit's time grows linearly with its training networks for "
+          "epoch-budgeted methods (max_epochs) and stays fixed for step-budgeted ones "
+          "(max_steps); prediction time grows linearly with test networks. Real suite: "
+          f"{REAL_NETWORKS:,} networks per dataset (final epoch), 60/20/20 split, "
+          f"{REAL_DATASETS} datasets, one family, standard + cross_dataset (each fit predicts "
+          f"the {REAL_DATASETS} datasets' test splits), the suite's seeds and methods.")
+    suite_times = list(fits["fit"] + fits["predict"])
+    real_times = []
+    for method, r in per_method.iterrows():
+        steps = "max_steps" in suite.budget(method)
+        scale = 1.0 if steps else REAL_NETWORKS * 0.6 / r["n_train"]
+        predict = r["predict"] / r["n_test"] * REAL_DATASETS * REAL_NETWORKS * 0.2
+        t = r["fit"] * scale + predict
+        real_times += [t] * (REAL_DATASETS * len(suite.seeds))
+        print(f"  {method}: measured fit {r['fit']:.1f} s on {r['n_train']:.0f} networks -> "
+              f"{t:.0f} s per real fit ({'steps: not scaled' if steps else f'x{scale:.0f}'})")
+    print(f"\n{'N workers':>10} {'these fits':>14} {'real (4 datasets)':>20}")
+    for n in (1, 8, 64):
+        print(f"{n:>10} {lpt_wall(suite_times, n, overhead):>13.0f}s "
+              f"{lpt_wall(real_times, n, overhead) / 3600:>18.1f}h")
+    print(f"(these fits: {len(fits)} over {n_seeds} seed(s); real: {len(real_times)} fits = "
+          f"{len(per_method)} methods x {REAL_DATASETS} datasets x {len(suite.seeds)} seeds)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--suite", default="ci")
@@ -95,6 +135,12 @@ def main() -> None:
     p.add_argument("--tasks", default=None, help="comma separated (default: the suite's)")
     p.add_argument("--seeds", default=None, help="e.g. 0 or 0-1 (default: the suite's)")
     p.add_argument("--workers", type=int, default=2, help="Ray CPUs (= parallel fits)")
+    p.add_argument("--from-results", metavar="DIR", default=None,
+                   help="run nothing: the on-paper table from the fit times stored in DIR "
+                        "(e.g. results/default after bash scripts/main.sh)")
+    p.add_argument("--overhead", type=float, default=3.5,
+                   help="with --from-results: Ray's overhead per fit task in seconds (measured "
+                        "by a run of this script)")
     a = p.parse_args()
 
     import torch
@@ -105,6 +151,15 @@ def main() -> None:
     suite = load_suite(a.suite)
     methods = a.methods.split(",") if a.methods else list(suite.methods)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    if a.from_results:
+        rows = read_cells(a.from_results)
+        rows = rows[(rows["status"] == "ok") & rows["method"].isin(methods)]
+        if rows.empty:
+            sys.exit(f"no ok cells of {methods} in {a.from_results}")
+        print(f"fit times from {a.from_results}: {len(rows)} cells, measured there (see its "
+              "rows' git commit and device)")
+        paper_table(fit_table(rows), suite, a.overhead, int(rows["seed"].nunique()))
+        return
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at start; zoos from the cache "
           "(generated first if absent, not timed)")
@@ -124,10 +179,7 @@ def main() -> None:
     if rows.empty or n_local != len(rows):
         sys.exit("the runs stored no cells (or different numbers): nothing to compare")
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after the runs")
-    fits = rows.groupby("fit_key").agg(
-        method=("method", "first"), fit=("fit_seconds", "first"),
-        predict=("predict_seconds", "sum"), n_train=("n_train", "first"),
-        n_test=("n_test", "sum"))
+    fits = fit_table(rows)
     busy = float((fits["fit"] + fits["predict"]).sum())
     started, per_task = ray_task_overhead()
     print(f"\n{len(rows)} cells, {len(fits)} fits ({', '.join(methods)})")
@@ -141,35 +193,8 @@ def main() -> None:
           "(workers x wall - summed fit and predict, per task: start-up, zoo verification, "
           "idle tail included)")
 
-    per_method = fits.groupby("method").agg(fit=("fit", "mean"), predict=("predict", "sum"),
-                                            n_train=("n_train", "mean"),
-                                            n_test=("n_test", "sum"))
-    print("\nOn paper (not measured): independent fits scheduled longest first on N workers, "
-          "each paying the per-task overhead measured in this run.")
-    print("Assumption: a fit's time grows linearly with its training networks for "
-          "epoch-budgeted methods (max_epochs) and stays fixed for step-budgeted ones "
-          "(max_steps); prediction time grows linearly with test networks. Real suite: "
-          f"{REAL_NETWORKS:,} networks per dataset (final epoch), 60/20/20 split, "
-          f"{REAL_DATASETS} datasets, one family, standard + cross_dataset (each fit predicts "
-          f"the {REAL_DATASETS} datasets' test splits), the suite's seeds and methods.")
     overhead = max((a.workers * t_ray - busy) / len(fits), 0.0)
-    suite_times = list(fits["fit"] + fits["predict"])
-    real_times = []
-    for method, r in per_method.iterrows():
-        steps = "max_steps" in suite.budget(method)
-        scale = 1.0 if steps else REAL_NETWORKS * 0.6 / r["n_train"]
-        predict = r["predict"] / r["n_test"] * REAL_DATASETS * REAL_NETWORKS * 0.2
-        t = r["fit"] * scale + predict
-        real_times += [t] * (REAL_DATASETS * len(suite.seeds))
-        print(f"  {method}: measured fit {r['fit']:.1f} s on {r['n_train']:.0f} networks -> "
-              f"{t:.0f} s per real fit ({'steps: not scaled' if steps else f'x{scale:.0f}'})")
-    print(f"\n{'N workers':>10} {'this slice':>14} {'real (4 datasets)':>20}")
-    for n in (1, 8, 64):
-        print(f"{n:>10} {lpt_wall(suite_times, n, overhead):>13.0f}s "
-              f"{lpt_wall(real_times, n, overhead) / 3600:>18.1f}h")
-    print(f"(this slice: {len(fits)} fits over {rows['seed'].nunique()} seed(s); real: "
-          f"{len(real_times)} fits = {len(per_method)} methods x {REAL_DATASETS} datasets x "
-          f"{len(suite.seeds)} seeds)")
+    paper_table(fits, suite, overhead, int(rows["seed"].nunique()))
 
 
 if __name__ == "__main__":
