@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.nfn_family import layout_problem
+from baselines.nfn_family import layout_problem, to_wsfeat
 from sne.chunking import build_chunks, layout
 from sne.encoder import SNEConfig, SNEEncoder
 from sne.naive import naive_forward
@@ -127,6 +127,22 @@ def test_cross_kind_predictions_run_where_can_predict_says_so(zoos, method):
                 with pytest.raises(PredictorError, match="cannot read"):
                     p.predict(zoo)
     assert set(fitted) == ({"ctc", "vit"} if method in READ_ANY else {"ctc"})
+
+
+@pytest.mark.parametrize("method", NFN)
+def test_nfn_encoders_are_invariant_to_siren_unit_permutations(zoos, method):
+    """A SIREN's weight space is an MLP's: nfn's pooled embedding does not move when its hidden
+    units are permuted (sign flips, a symmetry of sine units too, are not nfn's)."""
+    zoo, prop = zoos["siren"]
+    p = fit(method, zoo, prop)
+    sym, flat = SIREN.symmetry(), zoo.flat(0)
+    perms, _ = sym.sample(np.random.default_rng(0), "sine")
+    moved = sym.apply(flat, perms, [np.ones(g.units) for g in sym.groups])
+    assert not np.array_equal(moved, flat)
+    with torch.no_grad():
+        emb = [p.model.embed(to_wsfeat(SIREN.unflatten(torch.from_numpy(f[None])), SIREN,
+                                       p.model.norm)) for f in (flat, moved)]
+    torch.testing.assert_close(emb[1], emb[0], rtol=1e-4, atol=1e-5)
 
 
 def test_statnn_finds_the_weight_scale_of_vits_and_sirens(zoos):
