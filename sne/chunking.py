@@ -20,10 +20,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from zoo_bench import ALL_LAYER_KINDS, Architecture
+from zoo_bench import ALL_LAYER_KINDS, LAYER_KINDS, Architecture
 
-# every kind's id; conv2d and linear keep 0 and 1, the ids of format 1
+# every kind's id; conv2d and linear keep 0 and 1, the ids of format 1, the newer kinds follow
 KIND_IDS = {kind: i for i, kind in enumerate(ALL_LAYER_KINDS)}
+N_BASE_KINDS = len(LAYER_KINDS)  # ids below this are format-1 kinds
+assert ALL_LAYER_KINDS[:N_BASE_KINDS] == LAYER_KINDS
 # the format-1 kind each kind reads like (a patch embedding is a strided convolution; every
 # other kind is dense), so an encoder that never saw a kind still gives it a learned type code
 BASE_KIND = {kind: int(kind != "conv2d" and kind != "patch_embed") for kind in ALL_LAYER_KINDS}

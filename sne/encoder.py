@@ -36,6 +36,7 @@ from sne.blocks import ISAB, PMA, SAB, merge
 from sne.chunking import (
     BASE_KIND,
     KIND_IDS,
+    N_BASE_KINDS,
     ChunkLayout,
     build_chunks,
     layout,
@@ -121,7 +122,7 @@ class SNEEncoder(nn.Module):
         # at the start (no random draw), created only when asked for (module docstring)
         self.new_kinds = new_kinds
         if new_kinds:
-            n = len(KIND_IDS) - 2
+            n = len(KIND_IDS) - N_BASE_KINDS
             self.element_extra = nn.Parameter(torch.zeros(2 * n, d))  # (kind, weight / bias)
             self.chunk_extra = nn.Parameter(torch.zeros(n, d))
             self.layer_extra = nn.Parameter(torch.zeros(n, d)) if cfg.hierarchy else None
@@ -172,24 +173,20 @@ class SNEEncoder(nn.Module):
         if not cfg.hierarchy:
             return v
         if cfg.positional:
-            v = v + self._encoding(lay.depth, lay.kind, self.layer_type)
+            v = v + self._encoding(lay.depth, lay.kind, "layer")
         v = self.over_layers_set.segments(v, lay.net, lay.n_networks)
         return self.over_layers_pool.segments(v, lay.net, lay.n_networks)
 
-    def _encoding(
-        self, depth: torch.Tensor, kind: torch.Tensor, table: nn.Embedding
-    ) -> torch.Tensor:
-        return sinusoid(depth, self.config.dim) + self.kind_code(kind, table)
+    def _encoding(self, depth: torch.Tensor, kind: torch.Tensor, stage: str) -> torch.Tensor:
+        return sinusoid(depth, self.config.dim) + self.kind_code(kind, stage)
 
-    def kind_code(self, kind: torch.Tensor, table: nn.Embedding) -> torch.Tensor:
-        """Learned type code (n, d) of layer kinds (n,) (`KIND_IDS`) at one stage (`table`:
-        chunk_type or layer_type): the base kind's row, plus the kind's own extra row when the
-        encoder has `new_kinds` and the kind is not conv2d / linear."""
-        code = table(self.base_kind[kind])
+    def kind_code(self, kind: torch.Tensor, stage: str) -> torch.Tensor:
+        """Learned type code (n, d) of layer kinds (n,) (`KIND_IDS`) at `stage` "chunk" or
+        "layer": the base kind's row of that stage's table, plus the kind's own extra row when
+        the encoder has `new_kinds` (zero for conv2d / linear)."""
+        code = getattr(self, f"{stage}_type")(self.base_kind[kind])
         if self.new_kinds:
-            extra = self.chunk_extra if table is self.chunk_type else self.layer_extra
-            assert extra is not None
-            code = code + self._extra(extra, kind - 2)
+            code = code + self._extra(getattr(self, f"{stage}_extra"), kind - N_BASE_KINDS)
         return code
 
     @staticmethod
@@ -218,7 +215,7 @@ class SNEEncoder(nn.Module):
         if self.config.positional:
             code = self.element_type(base_kind * 2)
             if self.new_kinds:
-                code = code + self._extra(self.element_extra, 2 * (kind - 2))
+                code = code + self._extra(self.element_extra, 2 * (kind - N_BASE_KINDS))
             base = base + (sinusoid(depth, d) + code)[:, None]
         values = values * (fan.to(values.dtype).sqrt() * self.weight_scale)[:, None]
         if self.config.log_features:
@@ -231,7 +228,7 @@ class SNEEncoder(nn.Module):
             b = base_kind[row]
             delta = self.element_type(b * 2 + 1) - self.element_type(b * 2)
             if self.new_kinds:
-                k = kind[row] - 2
+                k = kind[row] - N_BASE_KINDS
                 delta = delta + (self._extra(self.element_extra, 2 * k + 1)
                                  - self._extra(self.element_extra, 2 * k))
             pre = pre.index_put_((row, col), delta, accumulate=True)
@@ -246,7 +243,7 @@ class SNEEncoder(nn.Module):
         x = self.lift(ch.values, ch.is_bias, depth, kind, lay.fan[ch.item])
         x = self.chunk_pool(self.chunk_set(x, ch.mask), ch.mask)
         if self.config.positional:
-            x = x + self._encoding(depth, kind, self.chunk_type)
+            x = x + self._encoding(depth, kind, "chunk")
         return x, (ch.item if self.config.hierarchy else lay.net[ch.item])
 
     def _group(

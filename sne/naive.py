@@ -47,7 +47,7 @@ def _one_network(
         n = len(v)
         depths = torch.arange(n)
         kinds = torch.tensor([KIND_IDS[layer.kind] for layer in arch.layers])
-        v = v + sinusoid(depths, cfg.dim) + model.kind_code(kinds, model.layer_type)
+        v = v + sinusoid(depths, cfg.dim) + model.kind_code(kinds, "layer")
     v = model.over_layers_pool(model.over_layers_set(v[None]))
     return model.head(v)[:, 0]
 
@@ -73,5 +73,5 @@ def _layer_chunks(
     x = model.chunk_pool(model.chunk_set(x, mask), mask)
     if cfg.positional:
         x = x + sinusoid(torch.full((n,), depth), cfg.dim)
-        x = x + model.kind_code(torch.full((n,), kind), model.chunk_type)
+        x = x + model.kind_code(torch.full((n,), kind), "chunk")
     return x
