@@ -7,9 +7,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from baselines.features import element_layout, stratified_indices
+from baselines.features import element_layout, meta_width, stratified_indices
 from baselines.statnn import mlp
-from zoo_bench import Architecture, Batch, PredictorError, TorchPredictor, Zoo
+from zoo_bench import LAYER_KINDS, Architecture, Batch, PredictorError, TorchPredictor, Zoo
 
 CLIP = 10.0
 Layout = tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]], torch.Tensor]
@@ -41,6 +41,12 @@ class DeepSets(TorchPredictor):
     replacement from every weight and bias tensor, fresh each training batch (torch's RNG,
     seeded by the fit seed), and `eval_elements_per_tensor` fixed ones for prediction (drawn
     once from a generator seeded by the fit seed), so the same seed gives the same predictions.
+
+    Transformers and INRs: every layer's weights and biases are elements like any other (a
+    layer norm's gains have fan-in 1, a patch embedding's token embeddings its patch fan-in);
+    a training zoo with such layers adds a one-hot of the kind (sine, patch embedding, layer
+    norm, q, k, v, o, MLP in / out) to each element's context. A model fitted on CNNs reads
+    them too, seeing only their depth, fan-in and bias flag.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -48,7 +54,7 @@ class DeepSets(TorchPredictor):
         "lr": 3e-3, "hidden": 64, "pool": "mean", "dropout": 0.0, "first_layers": 3,
         "elements_per_tensor": 32, "eval_elements_per_tensor": 128,
     }
-    supports_note = "any conv2d / linear network"
+    supports_note = "any network (conv2d / linear, ViT and SIREN kinds)"
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
@@ -57,12 +63,14 @@ class DeepSets(TorchPredictor):
             raise PredictorError(f"DeepSets: pool must be 'mean' or 'sum', got {pool!r}")
         self._layouts: dict[Architecture, Layout] = {}
         self._eval_seed = 0
+        self._new_kinds = False
 
     def _layout(self, batch: Batch) -> Layout:
         """(meta, scale, spans, fixed eval indices) of the batch's architecture, on the device."""
         arch = batch.arch
         if arch not in self._layouts:
-            meta, scale, spans = element_layout(arch, int(self.hparams()["first_layers"]))
+            meta, scale, spans = element_layout(arch, int(self.hparams()["first_layers"]),
+                                                self._new_kinds)
             gen = torch.Generator().manual_seed(self._eval_seed)
             fixed = stratified_indices(spans, int(self.hparams()["eval_elements_per_tensor"]), gen)
             self._layouts[arch] = (meta.to(self.device), scale.to(self.device), spans,
@@ -74,7 +82,9 @@ class DeepSets(TorchPredictor):
         self._layouts = {}
         assert self.fit_context is not None
         self._eval_seed = self.fit_context.seed
-        n_in = 1 + 4 + int(h["first_layers"]) + 1
+        self._new_kinds = any(layer.kind not in LAYER_KINDS for a in train.arch_groups()
+                              for layer in train.architectures[a].layers)
+        n_in = 1 + meta_width(int(h["first_layers"]), self._new_kinds)
         return SetModel(n_in, int(h["hidden"]), str(h["pool"]), float(h["dropout"]))
 
     def forward(self, batch: Batch) -> torch.Tensor:

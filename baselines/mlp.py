@@ -25,8 +25,9 @@ class FlatMLP(TorchPredictor):
     its many weights can overfit.
 
     A network longer than the longest training network is cut to that length (the mask then
-    marks every input as present): the method runs on any architecture, but across
-    architectures its inputs mean little.
+    marks every input as present): the method runs on any architecture, ViTs and SIRENs
+    included (their flat vectors are read like any other), but across architectures its inputs
+    mean little: coordinate i of a CNN and of a ViT are unrelated weights.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -34,7 +35,7 @@ class FlatMLP(TorchPredictor):
         "lr": 3e-4, "input_lr_scale": 0.1, "hidden": 256, "layers": 2, "dropout": 0.2,
         "weight_decay": 1e-2, "magnitudes": True,
     }
-    supports_note = "any conv2d / linear network (padded / cut to the training length)"
+    supports_note = "any network (padded / cut to the training length)"
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)

@@ -57,18 +57,27 @@ from zoo_bench import (
 CLIP = 10.0
 STAT_NETWORKS = 2048  # training networks the normalisation statistics are taken over (at most)
 POOLS = {"hnp": HNPPool, "np": NPPool}
+NFN_KINDS = ("conv2d", "linear", "sine")  # the chain kinds nfn's weight spaces describe
 Signature = tuple[int, int, tuple[tuple[int, ...], ...]]
 
 
 def layout_problem(arch: Architecture) -> str | None:
     """Why nfn cannot take `arch` (None if it can): nfn needs a chain of >= 2 layers, convs
-    before linears, where every layer reads exactly the units of the one before (a flatten of
-    spatial maps larger than 1x1 mixes positions into the units and breaks the symmetry)."""
+    before dense layers (linear, or sine: a SIREN's weight space is an MLP's), where every layer
+    reads exactly the units of the one before (a flatten of spatial maps larger than 1x1 mixes
+    positions into the units and breaks the symmetry). A Vision Transformer is no chain: nfn
+    0.1.2's `NetworkSpec` has no residual stream shared by every layer, no layer norm, no heads
+    and no token embeddings, so its layers would not be equivariant to the ViT's symmetries."""
+    bad = next((i for i, la in enumerate(arch.layers) if la.kind not in NFN_KINDS), None)
+    if bad is not None:
+        return (f"layer {bad} is a {arch.layers[bad].kind} layer: nfn 0.1.2 reads chains of "
+                f"{' / '.join(NFN_KINDS)} layers, not a transformer's residual stream, layer "
+                "norms and attention heads")
     if len(arch.layers) < 2:
         return "nfn needs at least 2 layers"
     for i, (prev, layer) in enumerate(zip(arch.layers, arch.layers[1:], strict=False), 1):
-        if prev.kind == "linear" and layer.kind == "conv2d":
-            return f"layer {i} is a conv after a linear layer"
+        if prev.kind != "conv2d" and layer.kind == "conv2d":
+            return f"layer {i} is a conv after a {prev.kind} layer"
         if layer.fan_in != prev.fan_out:
             return (f"layer {i} reads {layer.fan_in} inputs from {prev.fan_out} units "
                     "(a flatten of maps larger than 1x1)")
@@ -156,7 +165,8 @@ class NFNRegressor(nn.Module):
 class _NFNBase(TorchPredictor):
     """Shared fit / predict / coverage of the nfn-family predictors (see the module docstring).
 
-    `supports(arch)`: conv / linear chains nfn can take (`layout_problem`). After fit the model
+    `supports(arch)`: conv / linear / sine chains nfn can take (`layout_problem`, which names
+    the reason for any other, a Vision Transformer among them). After fit the model
     is bound to the training architecture's input channels, outputs, layer count and kernel
     shapes (`signature`); `can_predict(arch)` says whether a fitted model can read `arch`
     (any hidden widths: a model fitted on ctc reads a wider ctc, never cnn_small).
@@ -166,8 +176,8 @@ class _NFNBase(TorchPredictor):
         **TorchPredictor.defaults,
         "lr": 3e-3, "batch_size": 8, "hidden": 128, "dropout": 0.0, "pool": "hnp",
     }
-    supports_note = ("conv -> GAP -> linear chains; after fit: same depth, kernels, "
-                     "inputs and outputs, any widths")
+    supports_note = ("conv -> GAP -> linear chains and SIRENs (sine MLPs), not transformers; "
+                     "after fit: same depth, kernels, inputs and outputs, any widths")
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)

@@ -16,6 +16,7 @@ from zoo_bench import (
     Zoo,
     statnn_dim,
     statnn_features,
+    statnn_kinds,
     usable_positions,
 )
 
@@ -38,6 +39,13 @@ class StatNN(TorchPredictor):
     flags, log parameter count and depth (see `zoo_bench.features.statnn_features`).
     Features are standardised on the training split and clipped to +-10.
 
+    Transformers and INRs: a training zoo with any layer of another kind (sine, patch
+    embedding, layer norm, attention q/k/v/o, MLP block) widens the pooled statistics to every
+    kind (`statnn_kinds`), so each of those kinds gets its own weight and bias statistics; a
+    CNN training zoo keeps the conv / linear features. Either model reads any architecture: one
+    fitted on CNNs sees a ViT's layers only through its slots (first layers and head), its
+    linear head pooled, its size and depth.
+
     Conventions, compared with nfn's `StatFeaturizer` (the NFN papers' StatNN): the variance
     is the population one (divisor n; nfn's is the sample variance, divisor n - 1, so on the
     real CIFAR-10-GS network ours times n/(n-1) equals theirs and mean and quantiles agree
@@ -50,17 +58,18 @@ class StatNN(TorchPredictor):
         **TorchPredictor.defaults,
         "hidden": 128, "layers": 2, "dropout": 0.1, "first_layers": 3,
     }
-    supports_note = "any conv2d / linear network"
+    supports_note = "any network (conv2d / linear, ViT and SIREN kinds)"
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
         self._features: weakref.WeakKeyDictionary[Zoo, torch.Tensor] = weakref.WeakKeyDictionary()
         self.input_scaler: Standardizer | None = None
+        self.kinds: tuple[str, ...] = ()
 
     def features(self, zoo: Zoo) -> torch.Tensor:
         """Standardised statistics of every network of `zoo` (computed once per zoo object)."""
         if zoo not in self._features:
-            raw = statnn_features(zoo, k=int(self.hparams()["first_layers"]))
+            raw = statnn_features(zoo, k=int(self.hparams()["first_layers"]), kinds=self.kinds)
             assert self.input_scaler is not None
             self._features[zoo] = self.input_scaler.transform(raw)
         return self._features[zoo]
@@ -69,9 +78,12 @@ class StatNN(TorchPredictor):
         h = self.hparams()
         k = int(h["first_layers"])
         self._features = weakref.WeakKeyDictionary()
-        raw = statnn_features(train, usable_positions(train), k=k)
+        pos = usable_positions(train)
+        self.kinds = statnn_kinds(train.architectures[a] for a in train.arch_groups(pos))
+        raw = statnn_features(train, pos, k=k, kinds=self.kinds)
         self.input_scaler = Standardizer(raw, clip=10.0)
-        return mlp(statnn_dim(k), int(h["hidden"]), int(h["layers"]), float(h["dropout"]))
+        dim = statnn_dim(k, self.kinds)
+        return mlp(dim, int(h["hidden"]), int(h["layers"]), float(h["dropout"]))
 
     def forward(self, batch: Batch) -> torch.Tensor:
         assert self.model is not None

@@ -66,7 +66,7 @@ def encoder_call(method: str, budget: dict, train: Zoo, test: Zoo) -> Callable[[
         k = int(p.hparams()["first_layers"])
 
         def call() -> None:
-            x = p.input_scaler.transform(statnn_features(test, pos, k=k))
+            x = p.input_scaler.transform(statnn_features(test, pos, k=k, kinds=p.kinds))
             with torch.no_grad():
                 p.model(x)
         return call

@@ -1,7 +1,11 @@
 """pad-chunk-encode, data side: networks -> one flat tensor of chunks with masks and segment ids.
 
 Each layer is read neuron-major (every output unit's incoming weights, then its bias), padded to
-a multiple of the chunk size c and cut into chunks. All chunks of all layers of all networks in a
+a multiple of the chunk size c and cut into chunks. Every layer kind reads this way: a layer
+norm's unit is its gain and its shift (one weight, one bias), an attention projection's unit one
+row of q/k/v (or of o) and its bias, and a patch embedding's unit one output channel: its
+C x p x p patch weights, then its column of the (tokens, D) token embeddings (`bias_len` biases
+per unit instead of one). All chunks of all layers of all networks in a
 batch have one global order (network by network, layer by layer), so any contiguous range of them
 can be materialised on its own: that is what lets the encoder work in groups of bounded size.
 Chunk indices are computed arithmetically per range, never stored for the whole batch.
@@ -9,15 +13,22 @@ Chunk indices are computed arithmetically per range, never stored for the whole 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from zoo_bench import Architecture
+from zoo_bench import ALL_LAYER_KINDS, LAYER_KINDS, Architecture
 
-KIND_IDS = {"conv2d": 0, "linear": 1}
+# every kind's id; conv2d and linear keep 0 and 1, the ids of format 1, the newer kinds follow
+KIND_IDS = {kind: i for i, kind in enumerate(ALL_LAYER_KINDS)}
+N_BASE_KINDS = len(LAYER_KINDS)  # ids below this are format-1 kinds
+assert ALL_LAYER_KINDS[:N_BASE_KINDS] == LAYER_KINDS
+# the format-1 kind each kind reads like (a patch embedding is a strided convolution; every
+# other kind is dense), so an encoder that never saw a kind still gives it a learned type code
+BASE_KIND = {kind: int(kind != "conv2d" and kind != "patch_embed") for kind in ALL_LAYER_KINDS}
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class ChunkLayout:
     bias_start: torch.Tensor  # buffer offset of the layer's bias
     fan: torch.Tensor  # incoming weights per output unit (in * kh * kw)
     units: torch.Tensor  # output units
+    bias_len: torch.Tensor  # biases per output unit (1; a patch embedding's: one per token)
     chunk_start: torch.Tensor  # (items + 1,) first global chunk of each item, then the total
     net_chunk_start: torch.Tensor  # (networks + 1,) first global chunk of each network
     n_networks: int
@@ -66,7 +78,8 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
     when there is a single group."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    cols: dict[str, list[int]] = {k: [] for k in ("net", "depth", "kind", "w", "b", "fan", "units")}
+    keys = ("net", "depth", "kind", "w", "b", "fan", "units", "bias_len")
+    cols: dict[str, list[int]] = {k: [] for k in keys}
     buffers, offset, net = [], 0, 0
     device = torch.as_tensor(groups[0][1]).device if groups else torch.device("cpu")
     for arch, flats in groups:
@@ -87,10 +100,11 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
                 cols["b"].append(offset + w)
                 cols["fan"].append(int(np.prod(layer.weight_shape[1:])))
                 cols["units"].append(layer.fan_out)
+                cols["bias_len"].append(math.prod(layer.bias_shape) // layer.fan_out)
             offset += arch.n_params
             net += 1
     t = {k: torch.tensor(v, dtype=torch.int64, device=device) for k, v in cols.items()}
-    n_chunks = -(-(t["units"] * (t["fan"] + 1)) // chunk_size)
+    n_chunks = -(-(t["units"] * (t["fan"] + t["bias_len"])) // chunk_size)
     chunk_start = torch.cat([n_chunks.new_zeros(1), n_chunks.cumsum(0)])
     first_item = torch.searchsorted(t["net"], torch.arange(net + 1, device=device), side="left")
     return ChunkLayout(
@@ -103,6 +117,7 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
         bias_start=t["b"],
         fan=t["fan"],
         units=t["units"],
+        bias_len=t["bias_len"],
         chunk_start=chunk_start,
         net_chunk_start=chunk_start[first_item],
         n_networks=net,
@@ -113,6 +128,8 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     """Materialise global chunks [start, end): gather neuron-major weights, pad, mask.
 
     Padding gets `pad_value`; it is masked everywhere downstream, so its value must not matter.
+    A unit's j-th bias (j < bias_len) sits at bias_start + j * units + unit: the column of a
+    (tokens, D) patch-embedding bias, and bias_start + unit for every other kind.
     """
     c = lay.chunk_size
     device = lay.chunk_start.device
@@ -120,11 +137,12 @@ def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0)
     item = torch.searchsorted(lay.chunk_start, cid, right=True) - 1
     k = lay.chunk_k[cid] if lay.chunk_k is not None else cid - lay.chunk_start[item]
     pos = k[:, None] * c + torch.arange(c, device=device)  # positions in the layer
-    fan = lay.fan[item][:, None]
-    unit, j = pos // (fan + 1), pos % (fan + 1)
-    mask = unit < lay.units[item][:, None]
-    is_bias = (j == fan) & mask
-    idx = torch.where(is_bias, lay.bias_start[item][:, None] + unit,
+    fan, units = lay.fan[item][:, None], lay.units[item][:, None]
+    row = fan + lay.bias_len[item][:, None]  # weights and biases per unit
+    unit, j = pos // row, pos % row
+    mask = unit < units
+    is_bias = (j >= fan) & mask
+    idx = torch.where(is_bias, lay.bias_start[item][:, None] + (j - fan) * units + unit,
                       lay.weight_start[item][:, None] + unit * fan + j)
     values = lay.buffer[torch.where(mask, idx, 0)]
     values = values.to(torch.promote_types(values.dtype, torch.float32))  # float64 stays

@@ -6,6 +6,13 @@ an ISAB and a PMA over the chunk vectors of each layer. Network level: the same 
 vectors. Sinusoidal depth and learned layer-type encodings are added at every stage. Nothing mixes
 information across networks (no batch statistics), so a prediction does not depend on its batch.
 
+Layer types: every kind reads through the learned code of the format-1 kind it resembles
+(`chunking.BASE_KIND`: conv2d for a patch embedding, linear for every other kind), so any
+encoder reads any architecture; an encoder built with `new_kinds` (its training zoo has
+transformer or INR layers) adds a learned, zero-initialised code of each kind beyond conv2d /
+linear on top. Without `new_kinds` it holds exactly the parameters it held before those kinds
+existed, so a CNN-trained encoder draws the same initial weights and computes the same bits.
+
 Memory: the batch's chunks are processed in groups of whole sets of at most `chunk_budget` chunks;
 at inference a set larger than the budget is streamed (two passes, recomputing its chunk vectors),
 so peak memory is set by the budget, not by the size of a network. In training autograd keeps
@@ -26,7 +33,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from sne.blocks import ISAB, PMA, SAB, merge
-from sne.chunking import ChunkLayout, build_chunks, layout, plan_groups, subsample
+from sne.chunking import (
+    BASE_KIND,
+    KIND_IDS,
+    N_BASE_KINDS,
+    ChunkLayout,
+    build_chunks,
+    layout,
+    plan_groups,
+    subsample,
+)
 from zoo_bench import Architecture
 
 SET_BLOCKS = ("sab", "isab")
@@ -75,7 +91,8 @@ def sinusoid(pos: torch.Tensor, dim: int) -> torch.Tensor:
 class SNEEncoder(nn.Module):
     """Set-based Neural network Encoder: (architecture, flats) groups -> one logit per network."""
 
-    def __init__(self, config: SNEConfig | None = None, head: bool = True):
+    def __init__(self, config: SNEConfig | None = None, head: bool = True,
+                 new_kinds: bool = False):
         super().__init__()
         self.config = cfg = config or SNEConfig()
         d, h, m = cfg.dim, cfg.heads, cfg.inducing
@@ -99,6 +116,16 @@ class SNEEncoder(nn.Module):
         # initialisation, whatever the layer's size) times this one scalar, which the predictor
         # sets from its training zoo so that typical values are of order one
         self.register_buffer("weight_scale", torch.ones(()))
+        base = torch.tensor([BASE_KIND[k] for k in KIND_IDS])  # kind id -> 0 conv2d / 1 linear
+        self.register_buffer("base_kind", base, persistent=False)
+        # learned codes of the kinds beyond conv2d / linear, added to their base kind's; zeros
+        # at the start (no random draw), created only when asked for (module docstring)
+        self.new_kinds = new_kinds
+        if new_kinds:
+            n = len(KIND_IDS) - N_BASE_KINDS
+            self.element_extra = nn.Parameter(torch.zeros(2 * n, d))  # (kind, weight / bias)
+            self.chunk_extra = nn.Parameter(torch.zeros(n, d))
+            self.layer_extra = nn.Parameter(torch.zeros(n, d)) if cfg.hierarchy else None
 
     def forward(
         self, groups: Sequence[tuple[Architecture, torch.Tensor]], pad_value: float = 0.0,
@@ -146,14 +173,26 @@ class SNEEncoder(nn.Module):
         if not cfg.hierarchy:
             return v
         if cfg.positional:
-            v = v + self._encoding(lay.depth, lay.kind, self.layer_type)
+            v = v + self._encoding(lay.depth, lay.kind, "layer")
         v = self.over_layers_set.segments(v, lay.net, lay.n_networks)
         return self.over_layers_pool.segments(v, lay.net, lay.n_networks)
 
-    def _encoding(
-        self, depth: torch.Tensor, kind: torch.Tensor, table: nn.Embedding
-    ) -> torch.Tensor:
-        return sinusoid(depth, self.config.dim) + table(kind)
+    def _encoding(self, depth: torch.Tensor, kind: torch.Tensor, stage: str) -> torch.Tensor:
+        return sinusoid(depth, self.config.dim) + self.kind_code(kind, stage)
+
+    def kind_code(self, kind: torch.Tensor, stage: str) -> torch.Tensor:
+        """Learned type code (n, d) of layer kinds (n,) (`KIND_IDS`) at `stage` "chunk" or
+        "layer": the base kind's row of that stage's table, plus the kind's own extra row when
+        the encoder has `new_kinds` (zero for conv2d / linear)."""
+        code = getattr(self, f"{stage}_type")(self.base_kind[kind])
+        if self.new_kinds:
+            code = code + self._extra(getattr(self, f"{stage}_extra"), kind - N_BASE_KINDS)
+        return code
+
+    @staticmethod
+    def _extra(extra: torch.Tensor, row: torch.Tensor) -> torch.Tensor:
+        """Rows (n, d) of an extra-code table; a negative row (conv2d, linear) gives zeros."""
+        return torch.where((row >= 0)[:, None], extra[row.clamp(min=0)], 0.0)
 
     def lift(
         self, values: torch.Tensor, is_bias: torch.Tensor, depth: torch.Tensor, kind: torch.Tensor,
@@ -172,8 +211,12 @@ class SNEEncoder(nn.Module):
         """
         n, d = values.shape[0], self.config.dim
         base = self.lift_in.bias.expand(n, 1, d)
+        base_kind = self.base_kind[kind]
         if self.config.positional:
-            base = base + (sinusoid(depth, d) + self.element_type(kind * 2))[:, None]
+            code = self.element_type(base_kind * 2)
+            if self.new_kinds:
+                code = code + self._extra(self.element_extra, 2 * (kind - N_BASE_KINDS))
+            base = base + (sinusoid(depth, d) + code)[:, None]
         values = values * (fan.to(values.dtype).sqrt() * self.weight_scale)[:, None]
         if self.config.log_features:
             x = torch.stack([values, values.sign(), (values.abs() + LOG_EPS).log()], -1)
@@ -182,7 +225,12 @@ class SNEEncoder(nn.Module):
             pre = torch.addcmul(base, values[..., None], self.lift_in.weight[:, 0])
         if self.config.positional:
             row, col = is_bias.nonzero(as_tuple=True)
-            delta = self.element_type(kind[row] * 2 + 1) - self.element_type(kind[row] * 2)
+            b = base_kind[row]
+            delta = self.element_type(b * 2 + 1) - self.element_type(b * 2)
+            if self.new_kinds:
+                k = kind[row] - N_BASE_KINDS
+                delta = delta + (self._extra(self.element_extra, 2 * k + 1)
+                                 - self._extra(self.element_extra, 2 * k))
             pre = pre.index_put_((row, col), delta, accumulate=True)
         return self.lift_out(nn.functional.gelu(pre))
 
@@ -195,7 +243,7 @@ class SNEEncoder(nn.Module):
         x = self.lift(ch.values, ch.is_bias, depth, kind, lay.fan[ch.item])
         x = self.chunk_pool(self.chunk_set(x, ch.mask), ch.mask)
         if self.config.positional:
-            x = x + self._encoding(depth, kind, self.chunk_type)
+            x = x + self._encoding(depth, kind, "chunk")
         return x, (ch.item if self.config.hierarchy else lay.net[ch.item])
 
     def _group(

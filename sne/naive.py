@@ -47,7 +47,7 @@ def _one_network(
         n = len(v)
         depths = torch.arange(n)
         kinds = torch.tensor([KIND_IDS[layer.kind] for layer in arch.layers])
-        v = v + sinusoid(depths, cfg.dim) + model.layer_type(kinds)
+        v = v + sinusoid(depths, cfg.dim) + model.kind_code(kinds, "layer")
     v = model.over_layers_pool(model.over_layers_set(v[None]))
     return model.head(v)[:, 0]
 
@@ -58,19 +58,20 @@ def _layer_chunks(
     """Chunk vectors (n, d) of one layer: neuron-major rows, padded to a multiple of c."""
     cfg = model.config
     c = cfg.chunk_size
-    rows = torch.cat([w.reshape(w.shape[0], -1), b[:, None]], dim=1)
+    units, fan = w.shape[0], w[0].numel()
+    rows = torch.cat([w.reshape(units, -1), b.reshape(-1, units).T], dim=1)  # (units, fan + nb)
     bias = torch.zeros_like(rows, dtype=torch.bool)
-    bias[:, -1] = True
+    bias[:, fan:] = True
     length = rows.numel()
     n = -(-length // c)
     extra = n * c - length
     values = torch.cat([rows.reshape(-1), torch.full((extra,), pad)]).view(n, c)
     is_bias = torch.cat([bias.reshape(-1), torch.zeros(extra, dtype=torch.bool)]).view(n, c)
     mask = torch.arange(n * c).view(n, c) < length
-    full = [torch.full((n,), v) for v in (depth, kind, rows.shape[1] - 1)]
+    full = [torch.full((n,), v) for v in (depth, kind, fan)]
     x = model.lift(values, is_bias, *full)
     x = model.chunk_pool(model.chunk_set(x, mask), mask)
     if cfg.positional:
         x = x + sinusoid(torch.full((n,), depth), cfg.dim)
-        x = x + model.chunk_type(torch.full((n,), kind))
+        x = x + model.kind_code(torch.full((n,), kind), "chunk")
     return x

@@ -21,6 +21,7 @@ from torch import nn
 from sne.encoder import SNEConfig, SNEEncoder
 from sne.symmetry import apply_transform, logit_invariance_penalty, sample_transform
 from zoo_bench import (
+    LAYER_KINDS,
     Architecture,
     Batch,
     PredictorError,
@@ -50,6 +51,13 @@ def weight_spread(zoo: Zoo) -> float:
     return rms if rms > 1e-12 else 1.0
 
 
+def has_new_kinds(zoo: Zoo) -> bool:
+    """Whether any architecture of `zoo` has a layer beyond conv2d / linear (then the encoder
+    learns its own type code for each such kind, `SNEEncoder(new_kinds=True)`)."""
+    return any(layer.kind not in LAYER_KINDS
+               for a in zoo.arch_groups() for layer in zoo.architectures[a].layers)
+
+
 class SNEPredictor(TorchPredictor):
     """SNE (Andreis et al., NeurIPS 2024): pad-chunk-encode, chunk -> layer -> network set
     encoders, depth and layer-type encodings, Logit Invariance.
@@ -62,6 +70,12 @@ class SNEPredictor(TorchPredictor):
     epochs of the shared loop from the training zoo's size, so a small zoo still gets enough
     steps and a large one does not run for dozens of epochs; `max_epochs` / `patience`, when
     given (or a suite budget's max_epochs), take precedence.
+
+    Any architecture: transformer and INR layers are chunked like the others (a patch
+    embedding's unit with its column of token embeddings) and carry their own layer-type code
+    when the training zoo has them, else their base kind's (`sne.encoder`), so a model fitted on
+    CNNs reads a ViT and one fitted on ViTs reads a CNN. Logit Invariance uses each
+    architecture's symmetry, per-head attention permutations and sine sign flips included.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -71,7 +85,7 @@ class SNEPredictor(TorchPredictor):
         **SNEConfig().to_dict(),
         "logit_invariance": 0.1, "li_batch": 4, "min_steps": 600,
     }
-    supports_note = "any conv2d / linear network"
+    supports_note = "any network (conv2d / linear, ViT and SIREN kinds)"
 
     def __init__(self, **hparams: Any) -> None:
         super().__init__(**hparams)
@@ -104,7 +118,7 @@ class SNEPredictor(TorchPredictor):
         assert self.fit_context is not None
         self._symmetry_rng = torch.Generator().manual_seed(int(self.fit_context.seed))
         self._train_size = max(1, len(usable_positions(train)))
-        model = SNEEncoder(self.config)
+        model = SNEEncoder(self.config, new_kinds=has_new_kinds(train))
         model.weight_scale.fill_(1.0 / weight_spread(train))
         return model
 

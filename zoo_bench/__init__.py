@@ -70,6 +70,7 @@ _EXPORTS: dict[str, str] = {
     "network_statistics": "zoo_bench.features",
     "statnn_dim": "zoo_bench.features",
     "statnn_features": "zoo_bench.features",
+    "statnn_kinds": "zoo_bench.features",
     "tensor_stats": "zoo_bench.features",
     # scoring
     "Evaluator": "zoo_bench.evaluator",
