@@ -18,6 +18,7 @@ import sys
 
 import pytest
 import torch
+from conftest import HANG_SECONDS
 
 from zoo_bench.generate.population import PINNED_ENV
 
@@ -45,7 +46,7 @@ def generate(tmp_path, name: str, caps: dict[str, str], isolate: bool) -> dict:
     env.update(caps, OMP_NUM_THREADS="1")
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tmp_path / name), "1" if isolate else "0",
-         json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=600,
+         json.dumps(TINY)], env=env, capture_output=True, text=True, timeout=HANG_SECONDS,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

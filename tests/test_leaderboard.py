@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_SECONDS
 from matplotlib.image import imread
 
 from zoo_bench.errors import ZooBenchError
@@ -211,14 +212,14 @@ def test_chromium_renders_the_page_and_a_blank_page_fails(chromium, results, tmp
     lb = build_leaderboard(read_cells(results), expected())
     html = write_outputs(lb, tmp_path / "out")["html"]
     ok = subprocess.run([sys.executable, SCREENSHOT, html, "--png", tmp_path / "a.png"],
-                        capture_output=True, text=True, timeout=300)
+                        capture_output=True, text=True, timeout=HANG_SECONDS)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "a.png").stat().st_size > 10_000
 
     blank = tmp_path / "blank.html"
     blank.write_text("<!doctype html><html><body></body></html>")
     bad = subprocess.run([sys.executable, SCREENSHOT, blank, "--png", tmp_path / "b.png"],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=HANG_SECONDS)
     assert bad.returncode == 1
     assert "blank" in bad.stderr and "table(s)" in bad.stderr
 

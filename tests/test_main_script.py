@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import HANG_SECONDS
 
 MAIN = Path(__file__).resolve().parents[1] / "scripts" / "main.sh"
 STUB = """#!/usr/bin/env bash
@@ -36,7 +37,7 @@ def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
     if suite:
         env["SUITE"] = suite
     subprocess.run(["bash", str(tmp_path / "scripts" / "main.sh")], env=env, check=True,
-                   capture_output=True, timeout=60)
+                   capture_output=True, timeout=HANG_SECONDS)
     calls = (tmp_path / "calls.txt").read_text().splitlines()
     runs = [c for c in calls if c.startswith("run ")]
     assert len(runs) == 2  # two lanes
@@ -50,6 +51,6 @@ def test_seeds_restricts_every_lane_to_those_seeds(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if k not in ("SUITE", "RESULTS", "LANES")},
            "SEEDS": "0-1"}
     subprocess.run(["bash", str(tmp_path / "scripts" / "main.sh")], env=env, check=True,
-                   capture_output=True, timeout=60)
+                   capture_output=True, timeout=HANG_SECONDS)
     runs = [c for c in (tmp_path / "calls.txt").read_text().splitlines() if c.startswith("run ")]
     assert len(runs) == 2 and all("--seeds 0-1" in c for c in runs), runs

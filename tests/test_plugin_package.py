@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import HANG_SECONDS
 from test_plugin_example import section_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +51,7 @@ def test_readme_outside_route_runs_verbatim(tmp_path):
     for line in filter(None, map(str.strip, commands.splitlines())):
         argv = shlex.split(line)
         out = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=900)
+                             timeout=HANG_SECONDS)
         assert out.returncode == 0, f"{line}\n{out.stdout}\n{out.stderr}"
         outputs.append(out.stdout)
 

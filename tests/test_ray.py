@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import HANG_SECONDS
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
@@ -116,9 +117,9 @@ def test_a_worker_killed_mid_fit_is_retried_and_each_cell_written_once(toy, loca
     killed: list[int] = []
 
     def kill_first_fit() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + HANG_SECONDS
         while not list(marks.iterdir()):
-            assert time.monotonic() < deadline, "no fit started in 120 s"
+            assert time.monotonic() < deadline, f"no fit started in {HANG_SECONDS} s: hung?"
             time.sleep(0.05)
         pid = int(sorted(marks.iterdir())[0].name.split("-")[0])
         os.kill(pid, signal.SIGKILL)
@@ -130,7 +131,7 @@ def test_a_worker_killed_mid_fit_is_retried_and_each_cell_written_once(toy, loca
     killer.start()
     report = run_jobs(jobs, tmp_path / "r", device="cpu", progress=False, evaluator=FAST,
                       budgets=budgets, executor=RayExecutor(max_retries=3))
-    killer.join(timeout=130)
+    killer.join(timeout=HANG_SECONDS + 10)
     assert killed, "the killer thread found no fit to kill"
     assert not report.errors and len(report.computed) == len(jobs)
     rows = read_cells(tmp_path / "r")
@@ -170,13 +171,13 @@ def test_ctrl_c_cancels_the_tasks_and_leaves_only_complete_cells(toy, tmp_path):
                           results=str(results), gate=str(gate))
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + HANG_SECONDS
     while not list((results / "cells").rglob("*.parquet")):
         assert child.poll() is None, child.stderr.read().decode()[-3000:]
-        assert time.monotonic() < deadline, "no cell appeared in 180 s"
+        assert time.monotonic() < deadline, f"no cell appeared in {HANG_SECONDS} s: hung?"
         time.sleep(0.05)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=120)
+    _, err = child.communicate(timeout=HANG_SECONDS)
     assert child.returncode != 0 and b"KeyboardInterrupt" in err, err.decode()[-3000:]
     stored = read_cells(results)
     jobs = plan_jobs(toy, ["ray-slow"], ["standard", "cross_dataset"], [0, 1], "test_accuracy")

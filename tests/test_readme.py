@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import HANG_SECONDS
 
 from zoo_bench.cli import main
 
@@ -114,7 +115,7 @@ def test_every_python_block_runs_verbatim_in_order(readme_home, tmp_path):
     (tmp_path / "readme_blocks.py").write_text("\n".join(script) + "\n")
     env = {**os.environ, "ZOO_BENCH_HOME": str(readme_home), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(tmp_path / "readme_blocks.py")], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=900)
+                          env=env, capture_output=True, text=True, timeout=HANG_SECONDS)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert f"--- block {len(blocks) - 1}" in done.stdout
 
@@ -139,5 +140,5 @@ def test_every_script_the_readme_names_exists_and_benchmarks_answer_help(line):
     assert (ROOT / script).is_file(), f"{line!r}: {script} does not exist"
     if script.startswith("benchmarks/"):
         done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=HANG_SECONDS)
         assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stderr[-2000:]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import HANG_SECONDS
 
 from zoo_bench import provenance
 from zoo_bench.errors import ZooBenchError
@@ -196,13 +197,13 @@ def test_a_killed_run_resumes_with_only_the_missing_cells(zoos, tmp_path):
                           results=str(results))
     child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_SECONDS
     while not list((results / "cells").rglob("*.parquet")):
         assert child.poll() is None, child.stderr.read().decode()
-        assert time.monotonic() < deadline, "no cell appeared in 120 s"
+        assert time.monotonic() < deadline, f"no cell appeared in {HANG_SECONDS} s: hung?"
         time.sleep(0.02)
     child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
+    child.wait(timeout=HANG_SECONDS)
 
     stored = read_cells(results)
     assert 1 <= len(stored) < 12, "the kill came after the first fit group, before the last"
