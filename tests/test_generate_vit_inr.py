@@ -216,6 +216,9 @@ def test_tiny_inr_zoo_generates_opens_and_records_what_the_modules_compute(tmp_p
     # every checkpoint of a run has the run's target
     assert (t.groupby("run_id")["frequency"].nunique() == 1).all()
     np.testing.assert_allclose(zoo.targets("frequency"), t["frequency"])
+    assert zoo.properties == ["test_loss", "train_loss", "frequency", "phase"]
+    with pytest.raises(KeyError, match="no property 'test_accuracy'; it has .*'frequency'"):
+        zoo.targets("test_accuracy")
     signal = load_signal("sines")
     for i in range(len(zoo)):
         f, ph = t["frequency"].iat[i], t["phase"].iat[i]

@@ -77,15 +77,16 @@ def train_inr_group(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int], None] | None = None,
 ) -> GroupResult:
-    """Fit `runs` (one architecture) together; weights and losses at each checkpoint.
+    """Fit `runs` (one architecture) together; weights and losses at each checkpoint (epochs;
+    0 is before training; none is allowed, e.g. to time training alone).
 
     `on_epoch(n)` is called once per zoo epoch (a tenth of the steps with 10 epochs, counted
     on the longest run) with the number of networks, for progress bars.
     """
     device = torch.device(device)
     keep = sorted(set(checkpoints))
-    if not keep or keep[0] < 0 or keep[-1] > epochs:
-        raise ValueError(f"checkpoints {keep} must be a non-empty list within 0..{epochs}")
+    if keep and (keep[0] < 0 or keep[-1] > epochs):
+        raise ValueError(f"checkpoints {keep} must lie within epochs 0..{epochs}")
     n, k = len(runs), len(keep)
     x_cpu = {"train": torch.from_numpy(np.array(signal.x_train)),
              "test": torch.from_numpy(np.array(signal.x_test))}
@@ -98,7 +99,7 @@ def train_inr_group(
     lr = torch.tensor([r.learning_rate for r in runs], device=device)[:, None]
     last = torch.tensor([r.steps for r in runs], device=device)[:, None]
     m, v = torch.zeros_like(flat), torch.zeros_like(flat)
-    at = checkpoint_steps(runs, epochs, keep)
+    at = checkpoint_steps(runs, epochs, keep).reshape(k, n)
     flats = np.empty((k, n, arch.n_params), np.float32)
     longest = max(r.steps for r in runs)
     ticks = {round(e * longest / epochs) for e in range(1, epochs + 1)}
