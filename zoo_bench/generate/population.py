@@ -495,11 +495,9 @@ def generate_zoos(
             have = _prepare(config, work, overwrite, data)
             states.append((config, out, work, runs, groups))
             d = load_dataset(config.dataset, data.root)
-            n_train, n_test = (len(a) for a in (
-                (d.x_train, d.x_test) if config.family in INR_FAMILIES else (d.y_train, d.y_test)))
             tasks += [
                 GroupTask(config, g, tuple(groups[g]), work, device, data, group_cost(
-                    config, [runs[i] for i in groups[g]], n_train, n_test))
+                    config, [runs[i] for i in groups[g]], len(d.x_train), len(d.x_test)))
                 for g in range(len(groups)) if g not in have
             ]
         tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together

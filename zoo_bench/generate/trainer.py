@@ -408,8 +408,11 @@ class TransformerPopulation:
         h = h[:, :, 0] if arch.layers[-2].pool == "cls" else h.mean(dim=2)  # (N, B, D)
         return _linear(h, *params[-1])  # (N, B, O)
 
-    def _attention(self, h: torch.Tensor, q, k, v, o) -> torch.Tensor:  # noqa: ANN001
-        """Multi-head self-attention of every network: h (N, B, T, D) -> (N, B, T, D)."""
+    def _attention(self, h: torch.Tensor, *qkvo: tuple[torch.Tensor, torch.Tensor]
+                   ) -> torch.Tensor:
+        """Multi-head self-attention of every network: h (N, B, T, D) -> (N, B, T, D), with
+        the (weight (N, out, in), bias (N, out)) of q, k, v and o."""
+        q, k, v, o = qkvo
 
         def split(t: torch.Tensor) -> torch.Tensor:  # (N, B, T, heads * e) -> (N, B, heads, T, e)
             return t.unflatten(-1, (self.heads, -1)).transpose(2, 3)
