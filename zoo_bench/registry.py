@@ -200,7 +200,7 @@ def builtin_datasets() -> dict[str, Callable[[], Any]]:
     """The built-in datasets of `zoo_bench.generate.datasets`, as name -> loader."""
     datasets = importlib.import_module("zoo_bench.generate.datasets")
     return {name: functools.partial(datasets.load_dataset, name)
-            for name in (*datasets.BUILTIN, *datasets.VISION)}
+            for name in (*datasets.BUILTIN, *datasets.VISION, *datasets.SIGNALS)}
 
 
 PREDICTORS: Registry = Registry(

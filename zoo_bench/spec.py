@@ -54,7 +54,10 @@ BUDGET_LIMITS = ("max_epochs", "max_seconds")
 # executor) and GPUs (on `--executor ray`, what Ray reserves for the task).
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
 DEFAULT_BUDGET = "default"
-PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
+PROPERTIES = (  # as zoo_bench.store.PROPERTIES; frequency and phase: INR zoos
+    "test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap",
+    "frequency", "phase",
+)
 EPOCHS = ("final", "all")
 DEFAULT_PROPERTY = "test_accuracy"
 OVERWRITE_MODES = ("only-missing", "never", "always")  # how `zoo-bench run` treats stored cells

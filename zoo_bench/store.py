@@ -41,7 +41,12 @@ MANIFEST = "manifest.json"
 TABLE = "networks.parquet"
 WEIGHTS = "weights.f32"
 DTYPE = np.dtype("<f4")
-PROPERTIES = ("test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap")
+# property columns a zoo may have (`Zoo.properties`); INR zoos: frequency and phase of the
+# fitted wave, and no accuracies
+PROPERTIES = (
+    "test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap",
+    "frequency", "phase",
+)
 REQUIRED_COLUMNS = (
     "network_id", "run_id", "architecture", "dataset", "epoch",
     "weight_offset", "n_params", "nonfinite", "hp_activation",

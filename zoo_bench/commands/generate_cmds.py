@@ -78,12 +78,13 @@ def generate(
         zoos = {name: Zoo.open(paths[name]) for name in names}
     except (ZooBenchError, FileExistsError) as e:
         raise click.ClickException(str(e)) from None
-    click.echo("final test accuracy per zoo (quantiles over runs):")
+    click.echo("final test accuracy (INR zoos: test loss) per zoo, quantiles over runs:")
     for name, zoo in zoos.items():
         spread = accuracy_spread(zoo)
         keys = [f"q{round(q * 100)}" for q in QUANTILES]
         quantiles = " ".join(f"{k}={spread[k]:.3f}" for k in keys)
         click.echo(
-            f"  {name}: {spread['runs']} runs, {quantiles}, diverged={spread['diverged']} "
+            f"  {name}: {spread['runs']} runs, {spread['property']} {quantiles}, "
+            f"diverged={spread['diverged']} "
             f"-> {zoo.path}"
         )

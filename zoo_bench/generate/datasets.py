@@ -4,12 +4,16 @@ Every dataset is one grey channel scaled to [-1, 1], 10 classes, with a fixed tr
 The built-in tasks (`digits`, `mnist1d`, `shapes`) are 16x16 and made locally, deterministically,
 without any download; the vision tasks (`mnist`, `fashion_mnist`, `cifar10_gs`, `svhn_gs`) are
 read from torchvision's on-disk formats under a data root, at their native 28x28 or 32x32.
+The signal sets (`sines`) are what INR zoos are fitted to: fixed coordinates, and a family of
+1-D waves from which each run draws its own target (`SignalSet`).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import math
 import pickle
 import random
 from collections.abc import Callable
@@ -188,6 +192,63 @@ BUILTIN: dict[str, Callable[[], Dataset]] = {
     "shapes": _shapes,
 }
 
+# --- 1-D signals for INR zoos ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalSet:
+    """Sine waves sin(2 pi f x + phase) on coordinates x in [-1, 1], f and phase drawn per run
+    (uniform over `frequency` in cycles per unit of x, and over `phase`). A run is fitted on the
+    `x_train` grid and scored on the held-out `x_test` coordinates (the grid's midpoints)."""
+
+    name: str
+    x_train: np.ndarray  # (n_train, 1) float32
+    x_test: np.ndarray  # (n_test, 1) float32
+    frequency: tuple[float, float]
+    phase: tuple[float, float]
+
+    @property
+    def in_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+    def draw(self, rng: np.random.Generator) -> tuple[float, float]:
+        """One run's (frequency, phase), drawn from its own generator."""
+        return float(rng.uniform(*self.frequency)), float(rng.uniform(*self.phase))
+
+    def sha256(self) -> str:
+        """Fingerprint of the coordinates and the ranges, recorded with every zoo fitted to it."""
+        h = hashlib.sha256(json.dumps([self.frequency, self.phase]).encode())
+        for a in (self.x_train, self.x_test):
+            h.update(str(a.shape).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+
+def _sines(n_train: int = 128) -> SignalSet:
+    grid = np.linspace(-1.0, 1.0, n_train)
+    mid = (grid[:-1] + grid[1:]) / 2
+    return SignalSet(
+        "sines", grid.astype(np.float32)[:, None], mid.astype(np.float32)[:, None],
+        frequency=(0.5, 4.0), phase=(0.0, 2 * math.pi),
+    )
+
+
+SIGNALS: dict[str, Callable[[], SignalSet]] = {"sines": _sines}
+
+
+@cache
+def load_signal(name: str) -> SignalSet:
+    """The named signal set (for INR families)."""
+    if name not in SIGNALS:
+        raise DatasetError(
+            f"{name!r} is not a signal set; INR families are fitted to one of {sorted(SIGNALS)}"
+        )
+    d = SIGNALS[name]()
+    for a in (d.x_train, d.x_test):
+        a.flags.writeable = False
+    return d
+
+
 # --- torchvision datasets read from their on-disk formats ------------------------------------
 
 VISION = ("mnist", "fashion_mnist", "cifar10_gs", "svhn_gs")
@@ -308,14 +369,19 @@ def dataset_names() -> list[str]:
     """Every dataset name `load_dataset` understands: built-ins, then plug-ins (entry points)."""
     from zoo_bench.registry import DATASETS
 
-    own = [*BUILTIN, *VISION]
+    own = [*BUILTIN, *VISION, *SIGNALS]
     return [*own, *(n for n in DATASETS.names() if n not in own)]
 
 
-def load_dataset(name: str, root: str | Path | None = None, download: bool = False) -> Dataset:
-    """The named dataset's fixed split (built-ins are cached per process, vision ones read once)."""
+def load_dataset(
+    name: str, root: str | Path | None = None, download: bool = False
+) -> Dataset | SignalSet:
+    """The named dataset's fixed split (built-ins are cached per process, vision ones read
+    once), or for a signal set (`SIGNALS`) its `SignalSet`."""
     if name in BUILTIN:
         return _builtin(name)
+    if name in SIGNALS:
+        return load_signal(name)
     if name in VISION:
         return _vision_cached(name, None if root is None else str(root), download)
     if name in dataset_names():

@@ -2,6 +2,8 @@
 
 Each run's values come from its own seed sequence (zoo seed, dataset, family, run index), so a
 run's configuration does not depend on how many runs the zoo has or how they are grouped.
+The image families (CNNs and `vit`) share one set of training hyperparameters (`RunSpec`); the
+`inr` family (SIRENs fitted to sine waves) has its own (`InrRunSpec`).
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 from zoo_bench.arch import Architecture
-from zoo_bench.families import CTC_WIDTHS, cnn_small, ctc, ctc_widths, mixed
+from zoo_bench.families import CTC_WIDTHS, cnn_small, ctc, ctc_widths, mixed, siren, vit
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
+NEWER_PREFIXES = ("vit_", "inr_")  # search-space fields hashed only when set (`to_dict`)
 W_INITS = ("he_normal", "orthogonal", "glorot_normal", "normal", "truncated_normal")
 
 
@@ -35,6 +38,16 @@ class SearchSpace:
     train_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     mixed_depths: tuple[int, ...] = (2, 3, 4)
     mixed_widths: tuple[int, ...] = (4, 8, 12, 16)
+    # vit: blocks, model width and heads (only those dividing the width) drawn per run
+    vit_depths: tuple[int, ...] = (1, 2)
+    vit_widths: tuple[int, ...] = (8, 12, 16)
+    vit_heads: tuple[int, ...] = (1, 2)
+    # inr: SIREN shape, omega_0 and Adam's learning rate (log-uniform) and full-batch steps
+    inr_depths: tuple[int, ...] = (1, 2, 3)
+    inr_widths: tuple[int, ...] = (8, 16, 32)
+    inr_omegas: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
+    inr_learning_rate: tuple[float, float] = (1e-4, 1e-2)
+    inr_steps: tuple[int, ...] = (100, 200, 400)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchSpace:
@@ -50,6 +63,16 @@ class SearchSpace:
             if bad:
                 raise ValueError(f"search space {name}: unknown {bad}; choose from {allowed}")
         return space
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that define a zoo (part of its configuration hash). The vit / inr fields
+        are left out while they hold their defaults, so zoos of the CNN families keep the
+        hashes (and stay complete) they had before those families existed."""
+        d = asdict(self)
+        for f in fields(self):
+            if f.name.startswith(NEWER_PREFIXES) and d[f.name] == f.default:
+                del d[f.name]
+        return d
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,25 @@ class RunSpec:
             cols["hp_num_layers"] = len(convs)
         if self.arch.family in ("mixed", "ctc_widths"):
             cols["hp_num_units"] = convs[0].fan_out
+        if self.arch.transformer:
+            attn = next(la for la in self.arch.layers if la.kind == "attn_q")
+            cols["hp_depth"] = sum(la.kind == "attn_q" for la in self.arch.layers)
+            cols["hp_width"] = self.arch.layers[0].fan_out
+            cols["hp_heads"] = attn.heads
         return cols
+
+    def group_key(self) -> tuple[str, float]:
+        """Runs with equal keys can train in one group: one architecture and train fraction
+        (so every network takes the same number of steps)."""
+        return (self.arch.name, self.train_fraction)
+
+    def order_key(self) -> tuple:
+        """Order inside a group: each (dropout on, activation) kind contiguous."""
+        return (self.dropout > 0, self.activation, self.index)
+
+    def property_columns(self) -> dict[str, float]:
+        """Properties beyond the trainer's metrics: none for image classifiers."""
+        return {}
 
 
 def _fixed(make: Callable[..., Architecture]) -> Callable[..., Architecture]:
@@ -103,13 +144,80 @@ def _ctc_widths(rng: np.random.Generator, space: SearchSpace, in_channels: int, 
     return ctc_widths(int(rng.choice(CTC_WIDTHS)), in_channels=in_channels, size=size)
 
 
+VIT_PATCH = 4  # every vit run splits its 16x16 images into 4x4 patches (16 tokens + class token)
+
+
+def _vit(rng: np.random.Generator, space: SearchSpace, in_channels: int, size: int):
+    depth = int(rng.choice(space.vit_depths))
+    width = int(rng.choice(space.vit_widths))
+    heads = [h for h in space.vit_heads if width % h == 0]
+    if not heads:
+        raise ValueError(f"vit: no head count in {space.vit_heads} divides width {width}")
+    return vit(depth, width, int(rng.choice(heads)), patch=VIT_PATCH, size=size,
+               in_channels=in_channels)
+
+
+def _inr(rng: np.random.Generator, space: SearchSpace, in_channels: int, size: int):
+    depth = int(rng.choice(space.inr_depths))
+    width = int(rng.choice(space.inr_widths))
+    return siren(depth, width, float(rng.choice(space.inr_omegas)), in_features=in_channels)
+
+
 # family name -> (rng, space, in_channels, image size) -> the run's architecture
+# (for `inr`, in_channels is the number of input coordinates and size is unused)
 FAMILIES: dict[str, Callable[[np.random.Generator, SearchSpace, int, int], Architecture]] = {
     "ctc": _fixed(ctc),
     "cnn_small": _fixed(cnn_small),
     "mixed": _mixed,
     "ctc_widths": _ctc_widths,
+    "vit": _vit,
+    "inr": _inr,
 }
+INR_FAMILIES = ("inr",)  # families fitted to signals (`InrRunSpec`), not trained on images
+
+
+@dataclass(frozen=True)
+class InrRunSpec:
+    """One INR run: a SIREN fitted with full-batch Adam for `steps` steps to the sine wave
+    sin(2 pi frequency x + phase) on coordinates x in [-1, 1] (`zoo_bench.generate.inr`)."""
+
+    index: int
+    arch: Architecture
+    learning_rate: float
+    steps: int
+    frequency: float
+    phase: float
+    seed: int
+
+    @property
+    def activation(self) -> str:
+        """What the zoo records as `hp_activation` (a SIREN's hidden layers are sines)."""
+        return "sine"
+
+    def group_key(self) -> tuple[str, float]:
+        """Runs with equal keys can train in one group: one architecture."""
+        return (self.arch.name, 1.0)
+
+    def order_key(self) -> tuple:
+        return (self.index,)
+
+    def hp_columns(self) -> dict[str, Any]:
+        """The run's `hp_*` table columns (typed)."""
+        sines = [la for la in self.arch.layers if la.kind == "sine"]
+        return {
+            "hp_optimizer": "adam",
+            "hp_learning_rate": self.learning_rate,
+            "hp_steps": self.steps,
+            "hp_omega_0": float(sines[0].omega_0),
+            "hp_width": sines[0].fan_out,
+            "hp_depth": len(sines),
+            "hp_activation": self.activation,
+            "hp_seed": self.seed,
+        }
+
+    def property_columns(self) -> dict[str, float]:
+        """The target's own values, stored as properties beside the fit's losses."""
+        return {"frequency": self.frequency, "phase": self.phase}
 
 
 def _log_uniform(rng: np.random.Generator, lo_hi: tuple[float, float]) -> float:
@@ -124,8 +232,11 @@ def _stable_id(text: str) -> int:
 def sample_run(
     index: int, family: str, dataset: str, seed: int, in_channels: int, size: int,
     space: SearchSpace = SearchSpace(),
-) -> RunSpec:
-    """Run `index` of the zoo (seed, dataset, family): deterministic, independent of other runs."""
+) -> RunSpec | InrRunSpec:
+    """Run `index` of the zoo (seed, dataset, family): deterministic, independent of other runs.
+
+    For an INR family the run draws its target wave's frequency and phase from the dataset's
+    ranges (`zoo_bench.generate.inr`), after its architecture and training settings."""
     sampler = FAMILIES.get(family)
     if sampler is None:  # a plug-in family (entry-point group zoo_bench.families)
         from zoo_bench.errors import RegistryError
@@ -137,6 +248,15 @@ def sample_run(
             raise ValueError(str(e)) from None
     rng = np.random.default_rng([seed, _stable_id(dataset), _stable_id(family), index])
     arch = sampler(rng, space, in_channels, size)
+    if family in INR_FAMILIES:
+        from zoo_bench.generate.datasets import load_signal
+
+        signal = load_signal(dataset)
+        learning_rate = _log_uniform(rng, space.inr_learning_rate)
+        steps = int(rng.choice(space.inr_steps))
+        frequency, phase = signal.draw(rng)
+        return InrRunSpec(index, arch, learning_rate, steps, frequency, phase,
+                          seed=int(rng.integers(2**31 - 1)))
     return RunSpec(
         index=index,
         arch=arch,
@@ -155,6 +275,6 @@ def sample_run(
 def sample_runs(
     n_runs: int, family: str, dataset: str, seed: int, in_channels: int, size: int,
     space: SearchSpace = SearchSpace(),
-) -> list[RunSpec]:
+) -> list[RunSpec | InrRunSpec]:
     """Runs 0..n_runs-1 of one zoo."""
     return [sample_run(i, family, dataset, seed, in_channels, size, space) for i in range(n_runs)]

@@ -41,8 +41,9 @@ import torch
 from zoo_bench.arch import Architecture
 from zoo_bench.atomic import replace_atomic, write_text_atomic
 from zoo_bench.errors import ZooBenchError, ZooFormatError
-from zoo_bench.generate.datasets import load_dataset
-from zoo_bench.generate.hyper import RunSpec, sample_runs
+from zoo_bench.generate.datasets import load_dataset, load_signal
+from zoo_bench.generate.hyper import INR_FAMILIES, InrRunSpec, RunSpec, sample_runs
+from zoo_bench.generate.inr import train_inr_group
 from zoo_bench.generate.presets import ZooConfig
 from zoo_bench.generate.trainer import train_group
 from zoo_bench.store import MANIFEST, ZooWriter
@@ -90,8 +91,12 @@ class GroupTask:
     cost: float = 0.0
 
 
-def zoo_runs(config: ZooConfig, data: DataSource = DataSource()) -> list[RunSpec]:
+def zoo_runs(config: ZooConfig, data: DataSource = DataSource()) -> list[RunSpec | InrRunSpec]:
     """The zoo's runs, each with its sampled architecture and hyperparameters."""
+    if config.family in INR_FAMILIES:
+        signal = load_signal(config.dataset)
+        return sample_runs(config.runs, config.family, config.dataset, config.seed,
+                           signal.in_features, 0, config.space)
     d = load_dataset(config.dataset, data.root, download=False)
     return sample_runs(
         config.runs, config.family, config.dataset, config.seed, d.in_channels, d.image_size,
@@ -99,18 +104,19 @@ def zoo_runs(config: ZooConfig, data: DataSource = DataSource()) -> list[RunSpec
     )
 
 
-def plan_groups(config: ZooConfig, runs: Sequence[RunSpec]) -> list[list[int]]:
+def plan_groups(config: ZooConfig, runs: Sequence[RunSpec | InrRunSpec]) -> list[list[int]]:
     """Run indices per group: one architecture and train fraction per group (so every network
-    takes the same number of steps), at most `group_size` runs, sizes balanced.
+    takes the same number of steps; `RunSpec.group_key`), at most `group_size` runs, sizes
+    balanced.
 
     Inside a group runs are ordered by (dropout on, activation), so each kind is contiguous.
     """
-    cells: dict[tuple[str, float], list[RunSpec]] = {}
+    cells: dict[tuple[str, float], list[RunSpec | InrRunSpec]] = {}
     for r in runs:
-        cells.setdefault((r.arch.name, r.train_fraction), []).append(r)
+        cells.setdefault(r.group_key(), []).append(r)
     groups = []
     for key in sorted(cells):
-        members = sorted(cells[key], key=lambda r: (r.dropout > 0, r.activation, r.index))
+        members = sorted(cells[key], key=lambda r: r.order_key())
         parts = -(-len(members) // config.group_size)
         for chunk in np.array_split(np.arange(len(members)), parts):
             groups.append([members[i].index for i in chunk])
@@ -128,16 +134,26 @@ def _shard_paths(work: Path, group: int) -> tuple[Path, Path]:
 
 
 def arch_macs(arch: Architecture) -> int:
-    """Multiply-accumulates of one forward pass of one example."""
-    convs = arch.conv_shapes()
+    """Multiply-accumulates of one forward pass of one example (roughly, for a transformer)."""
+    if arch.transformer:
+        patches, tokens = arch.tokens()
+        embed, *rest = arch.layers
+        attention = 2 * tokens * tokens * embed.fan_out * sum(la.kind == "attn_q" for la in rest)
+        return patches * math.prod(embed.weight_shape) + attention + tokens * sum(
+            math.prod(la.weight_shape) for la in rest if la.kind != "layernorm")
+    convs = arch.conv_shapes() if arch.layers[0].kind == "conv2d" else []
     per_layer = [math.prod(la.weight_shape) for la in arch.layers]
     return sum(n * h * w for n, (_, h, w) in zip(per_layer, convs, strict=False)) + sum(
         per_layer[len(convs):]
     )
 
 
-def group_cost(config: ZooConfig, runs: Sequence[RunSpec], n_train: int, n_test: int) -> float:
+def group_cost(config: ZooConfig, runs: Sequence[RunSpec | InrRunSpec], n_train: int,
+               n_test: int) -> float:
     """Rough compute of training and evaluating a group: examples times MACs (3x in training)."""
+    if isinstance(runs[0], InrRunSpec):  # full-batch steps of the longest run
+        examples = 3 * max(r.steps for r in runs) * n_train
+        return examples * len(runs) * arch_macs(runs[0].arch)
     n_sub = runs[0].train_fraction * n_train
     examples = 3 * config.epochs * n_sub + len(config.checkpoints) * (n_sub + n_test)
     return examples * sum(arch_macs(r.arch) for r in runs)
@@ -155,17 +171,22 @@ def train_shard(task: GroupTask, on_epoch: Callable[[int], None] | None = None
     shard's JSON body (group, runs, metrics); nothing is written (a remote worker returns them
     and the driver writes the shard)."""
     config = task.config
-    data = load_dataset(config.dataset, task.data.root, download=False)
     runs = zoo_runs(config, task.data)
     members = [runs[i] for i in task.run_indices]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train_group(
-            members[0].arch, members, data, config.epochs, config.checkpoints,
-            config.batch_size, seed=config.seed * 1_000_003 + task.group, device=task.device,
-            on_epoch=on_epoch,
-        )
+        if config.family in INR_FAMILIES:  # full batch: the preset's batch_size does not apply
+            result = train_inr_group(
+                members[0].arch, members, load_signal(config.dataset), config.epochs,
+                config.checkpoints, device=task.device, on_epoch=on_epoch,
+            )
+        else:
+            result = train_group(
+                members[0].arch, members, load_dataset(config.dataset, task.data.root),
+                config.epochs, config.checkpoints, config.batch_size,
+                seed=config.seed * 1_000_003 + task.group, device=task.device, on_epoch=on_epoch,
+            )
     finally:
         torch.set_num_threads(threads)
     body = {
@@ -408,6 +429,7 @@ def assemble(
                     "dataset": config.dataset,
                     "epoch": epoch,
                     **hp,
+                    **r.property_columns(),
                     **m,
                     "diverged": not (finite and np.isfinite(m["train_loss"])
                                      and np.isfinite(m["test_loss"])),
@@ -475,7 +497,7 @@ def generate_zoos(
             d = load_dataset(config.dataset, data.root)
             tasks += [
                 GroupTask(config, g, tuple(groups[g]), work, device, data, group_cost(
-                    config, [runs[i] for i in groups[g]], len(d.y_train), len(d.y_test)))
+                    config, [runs[i] for i in groups[g]], len(d.x_train), len(d.x_test)))
                 for g in range(len(groups)) if g not in have
             ]
         tasks.sort(key=lambda t: -t.cost)  # largest first: workers finish close together

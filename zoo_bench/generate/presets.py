@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.generate.datasets import dataset_names
-from zoo_bench.generate.hyper import FAMILIES, SearchSpace
+from zoo_bench.generate.datasets import SIGNALS, dataset_names
+from zoo_bench.generate.hyper import FAMILIES, INR_FAMILIES, SearchSpace
 from zoo_bench.registry import FAMILIES as FAMILY_REGISTRY
 from zoo_bench.spec import PRESET_KEYS, SuiteError, did_you_mean, preset_tables, zoo_name
 
@@ -55,6 +55,13 @@ class ZooConfig:
             raise PresetError(
                 f"{where}: unknown family {self.family!r}; known: {FAMILY_REGISTRY.names()}"
             )
+        signal = self.dataset in SIGNALS
+        if (self.family in INR_FAMILIES) != signal:
+            raise PresetError(
+                f"{where}: family {self.family!r} cannot train on dataset {self.dataset!r}: "
+                f"INR families {list(INR_FAMILIES)} are fitted to signal sets {sorted(SIGNALS)}, "
+                "the other families to image datasets; pair them accordingly"
+            )
         for key in ("runs", "epochs", "batch_size", "group_size"):
             if int(getattr(self, key)) < 1:
                 raise PresetError(f"{where}: {key} must be at least 1, got {getattr(self, key)}")
@@ -66,7 +73,9 @@ class ZooConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "checkpoints": list(self.checkpoints), "space": asdict(self.space)}
+        """Plain data (hashed by `sha256`); the search space as `SearchSpace.to_dict`."""
+        space = self.space.to_dict()
+        return {**asdict(self), "checkpoints": list(self.checkpoints), "space": space}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ZooConfig:

@@ -2,7 +2,8 @@
 
 The N networks live in one (N, P) tensor laid out as the zoo stores them (`zoo_bench.arch`).
 Convolutions run as one grouped convolution (each network is a group of channels), dense layers
-as one batched matmul, and SGD / Adam / RMSprop as one vectorised update with per-network
+as one batched matmul, Vision Transformers as batched matmuls with a leading network dimension
+(`TransformerPopulation`), and SGD / Adam / RMSprop as one vectorised update with per-network
 learning rate, L2 and optimizer constants. Each network draws its own training subset, data
 order and initialisation from its own seed. Checkpoints are evaluated on the full test split and
 on each network's own training subset, on the CPU one network at a time through
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from zoo_bench.arch import ACTIVATIONS, Architecture, functional_forward
+from zoo_bench.arch import ACTIVATIONS, BLOCK, LN_EPS, Architecture, functional_forward
 from zoo_bench.generate.datasets import Dataset
 from zoo_bench.generate.hyper import RunSpec
 
@@ -32,14 +33,20 @@ EVAL_ELEMENTS = 1 << 22  # activations per fused evaluation chunk, bounds memory
 # batch size in the last bits, so this is part of what "the recorded accuracy" means; 1,000 is
 # also about the fastest batch on the CPU (4,000 at once runs up to 3x slower per example).
 EVAL_BATCH = 1000
+TOKEN_STD = 0.02  # initial std of a ViT's token embeddings (class token + positions), as in ViT
 
 
 def init_flat(
     arch: Architecture, w_init: str, init_std: float, gen: torch.Generator
 ) -> torch.Tensor:
-    """One network's flat initial weights (zero biases), drawn on the CPU from `gen`."""
+    """One network's flat initial weights, drawn on the CPU from `gen`: weight matrices and
+    kernels by `w_init`, zero biases; a layer norm starts as the identity (gain 1, bias 0) and
+    a ViT's token embeddings (the patch_embed bias) small normal (`TOKEN_STD`)."""
     parts = []
     for layer in arch.layers:
+        if layer.kind == "layernorm":
+            parts += [torch.ones(layer.weight_shape), torch.zeros(layer.bias_shape)]
+            continue
         w = torch.empty(layer.weight_shape)
         rf = math.prod(layer.weight_shape[2:])
         fan_in, fan_out = layer.fan_in * rf, layer.fan_out * rf
@@ -56,7 +63,10 @@ def init_flat(
             torch.nn.init.trunc_normal_(w, 0.0, init_std, -lim, lim, generator=gen)
         else:
             raise ValueError(f"unknown weight init {w_init!r}")
-        parts += [w.reshape(-1), torch.zeros(layer.bias_shape)]
+        bias = torch.zeros(layer.bias_shape)
+        if layer.kind == "patch_embed":
+            torch.nn.init.normal_(bias, 0.0, TOKEN_STD, generator=gen)
+        parts += [w.reshape(-1), bias.reshape(-1)]
     return torch.cat(parts)
 
 
@@ -81,7 +91,8 @@ class PopulationOptimizer:
     One formula covers all three: m <- lerp(m, g, 1 - b1), v <- lerp(v, g^2, 1 - b2),
     p <- p - lr * c1 * m / (sqrt(c2 * v) + eps), with per-network constants chosen so it
     reduces to plain SGD (b1 = 0, c2 = 0, eps = 1) or RMSprop (b1 = 0, c1 = c2 = 1).
-    L2 is added to the kernel gradients (not the biases), as Keras' kernel regularizer does.
+    L2 is added to the kernel gradients (not the biases, nor a layer norm's gain), as Keras'
+    kernel regularizer does.
     """
 
     def __init__(self, runs: Sequence[RunSpec], arch: Architecture, device: torch.device):
@@ -100,7 +111,8 @@ class PopulationOptimizer:
         self.eps = col([1.0 if k == "sgd" else 1e-8 for k in kinds])
         kernel = torch.cat([
             t for la in arch.layers
-            for t in (torch.ones(math.prod(la.weight_shape)), torch.zeros(la.bias_shape))
+            for t in (torch.full((math.prod(la.weight_shape),), float(la.kind != "layernorm")),
+                      torch.zeros(math.prod(la.bias_shape)))
         ]).to(device)
         self.l2 = col([2.0 * r.l2reg for r in runs]) * kernel[None, :]
         self.m = torch.zeros(len(runs), arch.n_params, device=device)
@@ -336,6 +348,130 @@ class Population:
         return torch.cat(corrects, 1), torch.cat(losses, 1)
 
 
+class TransformerPopulation:
+    """N Vision Transformers of one architecture in one (N, P) tensor, with a fused forward.
+
+    The pre-norm forward of `functional_forward` with a leading network dimension: every
+    projection is one batched matmul over (N, B * T, D) activations, attention runs on
+    (N, B, heads, T, e). Each network has its own MLP activation (relu or tanh) and dropout
+    rate (dropout acts where `functional_forward` puts it: on the MLP's hidden units).
+    """
+
+    def __init__(self, arch: Architecture, runs: Sequence[RunSpec], flat: torch.Tensor):
+        if not arch.transformer:
+            raise ValueError(f"{arch.name}: TransformerPopulation trains transformers only")
+        unknown = sorted({r.activation for r in runs} - {"relu", "tanh"})
+        if unknown:
+            raise ValueError(f"{arch.name}: unknown activations {unknown}; use relu or tanh")
+        self.arch = arch
+        self.n = len(runs)
+        self.flat = flat
+        acts = {r.activation for r in runs}
+        self.activation = acts.pop() if len(acts) == 1 else None  # None: mixed, per network
+        self.relu = torch.tensor([r.activation == "relu" for r in runs], device=flat.device)
+        self.relu = self.relu.view(-1, 1, 1, 1)
+        self.keep = torch.tensor([1.0 - r.dropout for r in runs], device=flat.device)
+        self.keep = self.keep.view(-1, 1, 1, 1)
+        self.dropout = any(r.dropout > 0 for r in runs)
+        self.heads = arch.layers[2].heads
+
+    def forward(
+        self, x: torch.Tensor, per_network: bool, training: bool = False,
+        gen: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Logits (N, B, O). `x` is either images (B, C, H, W) shared by every network, or
+        with `per_network` images (B, N, H, W, C) (channels last), each network its own."""
+        arch, n = self.arch, self.n
+        params = arch.unflatten(self.flat)
+        w, b = params[0]  # (N, D, C, p, p), (N, T, D)
+        d, c, p = w.shape[1], w.shape[2], w.shape[3]
+        if per_network:
+            bsz, _, hh, ww, _ = x.shape
+            patches = x.reshape(bsz, n, hh // p, p, ww // p, p, c).permute(1, 0, 2, 4, 6, 3, 5)
+        else:
+            bsz, _, hh, ww = x.shape
+            patches = x.reshape(1, bsz, c, hh // p, p, ww // p, p).permute(0, 1, 3, 5, 2, 4, 6)
+        patches = patches.reshape(patches.shape[0], bsz * (hh // p) * (ww // p), c * p * p)
+        h = torch.matmul(patches, w.reshape(n, d, -1).transpose(1, 2))  # (N, B * patches, D)
+        h = h.view(n, bsz, -1, d)  # (N, B, patches, D)
+        if arch.layers[-2].pool == "cls":
+            h = F.pad(h, (0, 0, 1, 0))  # (N, B, T, D): the class token in front
+        h = h + b[:, None]  # each token's input embedding
+        for i in range(1, len(arch.layers) - 2, len(BLOCK)):
+            (g1, c1), q, k, v, o, (g2, c2), m1, m2 = params[i : i + len(BLOCK)]
+            a = self._attention(_norm(h, g1, c1), q, k, v, o)
+            h = h + a
+            m = _linear(_norm(h, g2, c2), *m1)  # (N, B, T, M)
+            m = self._activate(m, training, gen)
+            h = h + _linear(m, *m2)
+        h = _norm(h, *params[-2])
+        h = h[:, :, 0] if arch.layers[-2].pool == "cls" else h.mean(dim=2)  # (N, B, D)
+        return _linear(h, *params[-1])  # (N, B, O)
+
+    def _attention(self, h: torch.Tensor, *qkvo: tuple[torch.Tensor, torch.Tensor]
+                   ) -> torch.Tensor:
+        """Multi-head self-attention of every network: h (N, B, T, D) -> (N, B, T, D), with
+        the (weight (N, out, in), bias (N, out)) of q, k, v and o."""
+        q, k, v, o = qkvo
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # (N, B, T, heads * e) -> (N, B, heads, T, e)
+            return t.unflatten(-1, (self.heads, -1)).transpose(2, 3)
+
+        qh, kh, vh = (split(_linear(h, *wb)) for wb in (q, k, v))
+        scores = qh @ kh.transpose(-1, -2) / math.sqrt(qh.shape[-1])  # (N, B, heads, T, T)
+        out = torch.softmax(scores, dim=-1) @ vh  # (N, B, heads, T, ev)
+        return _linear(out.transpose(2, 3).flatten(start_dim=-2), *o)
+
+    def _activate(
+        self, m: torch.Tensor, training: bool, gen: torch.Generator | None
+    ) -> torch.Tensor:
+        """Each network's MLP activation, then (training) its dropout; m (N, B, T, M)."""
+        if self.activation is not None:
+            m = ACTIVATIONS[self.activation](m)
+        else:
+            m = torch.where(self.relu, torch.relu(m), torch.tanh(m))
+        if training and self.dropout:
+            draw = torch.rand(m.shape, generator=gen, device=m.device)
+            m = m * ((draw < self.keep) / self.keep)
+        return m
+
+    @torch.no_grad()
+    def evaluate(
+        self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """As `Population.evaluate`: correct (N, n) and loss (N, n), on images x (m, C, H, W)
+        shared by all networks, or with `rows` (N, n) of images x (m, H, W, C) per network."""
+        _, tokens = self.arch.tokens()
+        widest = max(la.fan_out for la in self.arch.layers)
+        chunk = max(1, EVAL_ELEMENTS // (self.n * tokens * widest))
+        total = len(x) if rows is None else rows.shape[1]
+        corrects, losses = [], []
+        for s in range(0, total, chunk):
+            if rows is None:
+                logits = self.forward(x[s : s + chunk], per_network=False)
+                yc = y[s : s + chunk].expand(self.n, -1)
+            else:
+                idx = rows[:, s : s + chunk]
+                logits, yc = self.forward(x[idx.T], per_network=True), y[idx]
+            correct, loss = correct_and_loss(logits, yc)
+            corrects.append(correct)
+            losses.append(loss)
+        return torch.cat(corrects, 1), torch.cat(losses, 1)
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Every network's dense layer: h (N, ..., in), w (N, out, in), b (N, out) -> (N, ..., out)."""
+    n, *mid, f = h.shape
+    out = torch.baddbmm(b.unsqueeze(1), h.reshape(n, -1, f), w.transpose(1, 2))
+    return out.view(n, *mid, w.shape[1])
+
+
+def _norm(h: torch.Tensor, g: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Every network's layer norm over the last axis: h (N, B, T, D), gain / bias (N, D)."""
+    shape = (h.shape[0],) + (1,) * (h.dim() - 2) + (h.shape[-1],)
+    return F.layer_norm(h, h.shape[-1:], eps=LN_EPS) * g.view(shape) + c.view(shape)
+
+
 def network_logits(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """A network's logits on a split, `EVAL_BATCH` examples per forward, as checkpoints are
     scored (a whole split of up to 1,000 in one go): `accuracy(network_logits(zoo.module(i),
@@ -420,7 +556,7 @@ def train_group(
     xs = {k: v.to(device) for k, v in xs_cpu.items()}
     ys = {k: v.to(device) for k, v in ys_cpu.items()}
     flat = flat0.to(device).requires_grad_(True)
-    pop = Population(arch, runs, flat)
+    pop = (TransformerPopulation if arch.transformer else Population)(arch, runs, flat)
     opt = PopulationOptimizer(runs, arch, device)
     drop_gen = torch.Generator(device=device).manual_seed(seed)
 
