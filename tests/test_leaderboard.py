@@ -361,3 +361,40 @@ def test_leaderboard_command_takes_seeds_and_shows_every_method(results, tmp_pat
     c = next(line for line in md.splitlines() if line.startswith("| c |"))
     assert "incomplete (2/3)" in c and c.rstrip(" |").endswith("0, 1, 2, 3, 4")
     assert all(f"| {m} |" in md for m in ("a", "b", "b2", "d"))
+
+
+def test_every_output_names_the_suites_property(tmp_path):
+    """A suite predicting an INR zoo's frequency: titles and figure labels say so."""
+    from rich.console import Console
+
+    from zoo_bench.leaderboard import rich_table
+    from zoo_bench.report_html import bars_figure, heatmap_figure, render_html
+
+    for method in ("a", "b"):
+        for task, pairs in PAIRS.items():
+            for source, target in pairs:
+                for seed in SEEDS:
+                    key = CellKey(method, task, source, target, seed, "frequency")
+                    write_cell(tmp_path, new_row(
+                        key, status=STATUS_OK, timestamp=now(), run_id="r1", fit_seconds=1.0,
+                        kendall_tau=tau_of(method, task, source, target, seed),
+                        predict_seconds=0.5, git_commit="abc", device="cpu (x86_64)"))
+    lb = build_leaderboard(read_cells(tmp_path),
+                           expected(property="frequency", methods=("a", "b")))
+    assert lb.entry("a", "cross").state == COMPLETE
+    title = "zoo-bench leaderboard: suite `synthetic`, property `frequency`, seeds 0, 1, 2, 3, 4"
+    assert to_markdown(lb).startswith(f"# {title}\n")
+    table = rich_table(lb)
+    assert str(table.title) == title
+    console = Console(record=True, width=200)
+    console.print(table)
+    assert "frequency" in console.export_text()
+    page = render_html(lb)
+    assert f"<h1>{title}</h1>" in page.replace("&#x27;", "'")
+    assert "Kendall's tau per task (property frequency)" in page.replace("&#x27;", "'")
+    assert "heat maps of Kendall&#x27;s tau on frequency for task cross" in page
+    bars = bars_figure(lb)
+    assert bars.axes[0].get_ylabel().startswith("Kendall's tau on frequency")
+    heat = heatmap_figure(lb, "cross")
+    assert heat._suptitle.get_text() == "cross: predicting frequency"
+    assert heat.axes[-1].get_ylabel() == "Kendall's tau on frequency"  # the colour bar

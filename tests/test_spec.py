@@ -139,7 +139,66 @@ def test_the_spec_constants_match_the_store_and_splits():
     from zoo_bench.splits import EPOCHS as SPLIT_EPOCHS
     from zoo_bench.store import PROPERTIES as STORE_PROPERTIES
 
-    assert PROPERTIES == STORE_PROPERTIES and EPOCHS == SPLIT_EPOCHS
+    # the spec's PROPERTIES are suggestions: every classifier zoo's columns, all known to the
+    # store (which also lists other zoos' properties); a suite may name any numeric column
+    assert set(PROPERTIES) <= set(STORE_PROPERTIES) and EPOCHS == SPLIT_EPOCHS
+
+
+def test_a_suite_lists_several_presets_and_any_property_name(tmp_path):
+    path = write(tmp_path, MINE + """
+        [generate.other]
+        datasets = ["digits", "shapes"]
+        families = ["vit"]
+        runs = 8
+        family_runs = { vit = 5 }
+        epochs = 3
+        checkpoints = [1]
+
+        [suites.both]
+        zoos = ["generate:mine", "generate:other"]
+        tasks = ["cross_arch"]
+        methods = ["statnn"]
+        seeds = [0]
+        property = "frequency"
+        targets_only = ["vit"]
+        """)
+    suite = load_spec("both", path)  # pure data: no registry knows family "vit" here
+    assert suite.zoos == ("generate:mine", "generate:other")
+    assert suite.preset_names == ("mine", "other")
+    assert suite.preset is None and suite.generate is None  # no single preset
+    assert suite.zoo_names() == ["mine-digits-ctc", "other-digits-vit", "other-shapes-vit"]
+    assert suite.expected_infos()["other-shapes-vit"] == ("shapes", "vit")
+    assert suite.expected_networks("vit", "other") == 5 * 3  # checkpoints 0, 1, 3
+    assert suite.expected_networks("ctc", "mine") == 16 * 2
+    assert suite.property == "frequency"  # checked against the zoos' columns, not here
+    bad = path.read_text().replace('targets_only = ["vit"]', 'targets_only = ["vitt"]')
+    with pytest.raises(SuiteError, match=r"targets_only names \['vitt'\], which "
+                                         r"\[generate.mine\], \[generate.other\] do not make"):
+        load_spec("both", write(tmp_path, bad, "bad.toml"))
+    clash = write(tmp_path, """
+        [generate.a]
+        datasets = ["b-c"]
+        families = ["d"]
+        runs = 1
+        epochs = 1
+        checkpoints = [1]
+        [generate.a-b]
+        datasets = ["c"]
+        families = ["d"]
+        runs = 1
+        epochs = 1
+        checkpoints = [1]
+        [suites.s]
+        zoos = ["generate:a", "generate:a-b"]
+        tasks = ["standard"]
+        methods = ["statnn"]
+        seeds = [0]
+        """, "clash.toml")
+    with pytest.raises(SuiteError, match="presets 'a' and 'a-b' both make zoo a-b-c-d"):
+        load_spec("s", clash)
+    single = load_spec("mine", path)
+    assert single.preset == "mine" and single.preset_names == ("mine",)
+    assert single.generate is single.generates["mine"]
 
 
 def test_one_registry_for_every_kind_with_one_did_you_mean():

@@ -7,8 +7,16 @@ import pytest
 
 from zoo_bench import Zoo, ZooWriter
 from zoo_bench.errors import RegistryError
-from zoo_bench.families import cnn_s, ctc, ctc_widths
-from zoo_bench.tasks import Task, TaskError, get_task, list_tasks, register_task, zoo_info
+from zoo_bench.families import cnn_s, ctc, ctc_widths, siren, vit
+from zoo_bench.tasks import (
+    Task,
+    TaskError,
+    get_task,
+    list_tasks,
+    property_columns,
+    register_task,
+    zoo_info,
+)
 
 ARCHS = {"ctc": lambda: ctc(size=16), "cnn_s": cnn_s,
          "ctc_widths": lambda: ctc_widths(24, size=16)}
@@ -185,3 +193,120 @@ def test_nfn_task_uses_the_permutation_file(tmp_path):
     (cell,) = cells_of("nfn", {"ctc-toy": zoo}, tmp_path, options=options)
     assert (len(cell.train), len(cell.val), len(cell.test)) == (8, 2, 10)
     assert cell.source_split.kind == "nfn"
+
+
+# --- milestone 3: ViT and INR zoos, any numeric property ------------------------------------
+
+
+def write_vit_zoo(folder, name, dataset, runs=10, seed=0):
+    """A random-weight zoo of two tiny ViT architectures (family "vit") on one dataset."""
+    archs = [vit(1, 8, 2, size=16), vit(2, 8, 1, size=16)]
+    rng = np.random.default_rng(seed)
+    with ZooWriter(folder / name, name, archs, {"kind": "test"}) as w:
+        for r in range(runs):
+            arch = archs[r % 2]
+            rows = [dict(run_id=f"{name}/run{r}", dataset=dataset, epoch=e, hp_activation="gelu",
+                         test_accuracy=float(rng.uniform()), train_accuracy=float(rng.uniform()))
+                    for e in (0, 3)]
+            w.add_many(arch.name, rng.normal(size=(2, arch.n_params)).astype(np.float32), rows)
+    return Zoo.open(folder / name)
+
+
+def write_inr_zoo(folder, name, runs=10, seed=0):
+    """A random-weight SIREN zoo (family "inr") fitted to the "sines" signal set, with the
+    columns an INR zoo carries: frequency and phase, losses, no accuracies."""
+    archs = [siren(1, 8, 10.0), siren(2, 16, 30.0)]
+    rng = np.random.default_rng(seed)
+    with ZooWriter(folder / name, name, archs, {"kind": "test"}) as w:
+        for r in range(runs):
+            arch = archs[r % 2]
+            freq, phase = float(rng.uniform(0.5, 4)), float(rng.uniform(0, 6.28))
+            rows = [dict(run_id=f"{name}/run{r}", dataset="sines", epoch=e, hp_activation="sine",
+                         hp_omega_0=float(arch.layers[0].omega_0), frequency=freq, phase=phase,
+                         train_loss=float(rng.uniform()), test_loss=float(rng.uniform()))
+                    for e in (0, 4)]
+            w.add_many(arch.name, rng.normal(size=(2, arch.n_params)).astype(np.float32), rows)
+    return Zoo.open(folder / name)
+
+
+@pytest.fixture
+def arch_zoos(tmp_path):
+    """ctc and vit zoos on digits and shapes, as a suite listing the default and vit presets
+    names them."""
+    zoos = {}
+    for k, dataset in enumerate(("digits", "shapes")):
+        zoos[f"default-{dataset}-ctc"] = write_zoo(tmp_path / "zoos", f"default-{dataset}-ctc",
+                                                   dataset, "ctc", seed=k)
+        zoos[f"vit-{dataset}-vit"] = write_vit_zoo(tmp_path / "zoos", f"vit-{dataset}-vit",
+                                                   dataset, seed=10 + k)
+    return zoos
+
+
+def test_cross_arch_pairs_cnn_and_vit_zoos_of_one_dataset_both_ways(arch_zoos, tmp_path):
+    assert zoo_info(arch_zoos["vit-digits-vit"]) == ("digits", "vit")
+    cells = cells_of("cross_arch", arch_zoos, tmp_path)
+    pairs = {(c.source, c.target) for c in cells}
+    assert pairs == {(n, n) for n in arch_zoos} | {
+        ("default-digits-ctc", "vit-digits-vit"), ("vit-digits-vit", "default-digits-ctc"),
+        ("default-shapes-ctc", "vit-shapes-vit"), ("vit-shapes-vit", "default-shapes-ctc"),
+    }
+    to_vit = next(c for c in cells if (c.source, c.target) == ("default-digits-ctc",
+                                                               "vit-digits-vit"))
+    assert {a.family for a in to_vit.train.architectures.values()} == {"ctc"}
+    assert {a.family for a in to_vit.test.architectures.values()} == {"vit"}
+    assert set(to_vit.test.table["run_id"]) <= set(arch_zoos["vit-digits-vit"].table["run_id"])
+    # the CNN -> ViT cell trains exactly like the CNN zoo's own (diagonal) cell: one fit
+    own = next(c for c in cells if (c.source, c.target) == ("default-digits-ctc",) * 2)
+    assert to_vit.fit_key == own.fit_key
+
+
+def test_an_inr_zoo_joins_standard_with_its_frequency(arch_zoos, tmp_path):
+    inr = write_inr_zoo(tmp_path / "zoos", "inr-sines-inr")
+    assert zoo_info(inr) == ("sines", "inr")
+    cells = cells_of("standard", {"inr-sines-inr": inr}, tmp_path, property="frequency")
+    (cell,) = cells
+    assert cell.property == "frequency" and cell.fit_key[-1] == "frequency"
+    np.testing.assert_array_equal(cell.test.targets("frequency"), cell.test.table["frequency"])
+    assert len(set(cell.train.table["run_id"])) == 6
+    # among image zoos, cross_arch matches the INR zoo with nothing but itself
+    zoos = {**arch_zoos, "inr-sines-inr": inr}
+    infos = {n: zoo_info(z) for n, z in zoos.items()}
+    assert [p for p in get_task("cross_arch").pairs(infos) if "inr-sines-inr" in p] == [
+        ("inr-sines-inr", "inr-sines-inr")
+    ]
+
+
+def test_a_property_must_be_a_numeric_column_of_each_zoo(arch_zoos, tmp_path):
+    inr = write_inr_zoo(tmp_path / "zoos", "inr-sines-inr")
+    columns = property_columns(inr)
+    assert columns[:4] == ["test_loss", "train_loss", "frequency", "phase"]
+    assert {"epoch", "n_params", "hp_omega_0"} <= set(columns)
+    assert not {"network_id", "weight_offset", "nonfinite", "dataset", "run_id"} & set(columns)
+    # an INR zoo has no accuracy: the error names the zoo and its numeric columns
+    with pytest.raises(TaskError, match=r"zoo inr-sines-inr has no property 'test_accuracy'.*"
+                                        r"numeric columns: \['test_loss', 'train_loss', "
+                                        r"'frequency', 'phase'"):
+        cells_of("standard", {"inr-sines-inr": inr}, tmp_path)
+    with pytest.raises(TaskError, match="did you mean 'frequency'"):
+        cells_of("standard", {"inr-sines-inr": inr}, tmp_path, property="frequncy")
+    with pytest.raises(TaskError, match=r"column 'hp_activation' \(.*\) is not a property: a "
+                                        "property must be a numeric column"):
+        cells_of("standard", {"inr-sines-inr": inr}, tmp_path, property="hp_activation")
+    # image zoos have no frequency: a suite predicting it cannot hold them
+    with pytest.raises(TaskError, match="zoo default-digits-ctc has no property 'frequency'"):
+        cells_of("standard", arch_zoos, tmp_path, property="frequency")
+
+
+def test_any_numeric_column_is_a_property(suite_zoos, tmp_path):
+    cells = cells_of("standard", suite_zoos, tmp_path, property="epoch", epochs="all")
+    assert all(c.property == "epoch" for c in cells)
+    assert set(cells[0].train.targets("epoch")) == {0.0, 3.0}
+
+
+def test_missing_dataset_values_are_not_a_dataset(tmp_path):
+    arch = siren(1, 8, 10.0)
+    with ZooWriter(tmp_path / "anon", "anon", [arch], {"kind": "test"}) as w:
+        for r in range(3):
+            w.add(arch.name, np.zeros(arch.n_params), run_id=f"r{r}", dataset=None, epoch=0,
+                  hp_activation="sine", frequency=float(r))
+    assert zoo_info(Zoo.open(tmp_path / "anon")) == (None, "inr")

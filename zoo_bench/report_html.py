@@ -1,7 +1,8 @@
 """The leaderboard as one self-contained HTML page: inline CSS, figures as embedded PNGs.
 
 Figures are drawn with matplotlib's object API (no pyplot, no display needed): bars of mean
-tau +- std per task, and for each task with cross-zoo cells a source x target heat map per method.
+tau +- std per task, and for each task with cross-zoo cells a source x target heat map per method;
+every figure names the suite's property (a suite may predict any numeric column).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def bars_figure(lb: Leaderboard) -> Figure:
                capsize=3, label=m)
     ax.set_xticks(x, [f"{t}" for t in exp.tasks])
     ax.axhline(0, color="#444", linewidth=0.8)
-    ax.set_ylabel("Kendall's tau (mean \u00b1 std over seeds)")
+    ax.set_ylabel(f"Kendall's tau on {exp.property} (mean \u00b1 std over seeds)")
+    ax.set_title(f"predicting {exp.property}", fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -136,7 +138,9 @@ def heatmap_figure(lb: Leaderboard, task: str) -> Figure | None:
     for ax in list(axes.flat)[len(methods):]:
         ax.set_visible(False)
     if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="Kendall's tau")
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8,
+                     label=f"Kendall's tau on {lb.expected.property}")
+    fig.suptitle(f"{task}: predicting {lb.expected.property}", fontsize=11)
     return fig
 
 
@@ -188,8 +192,9 @@ def render_html(lb: Leaderboard) -> str:
     parts = [f"<h1>{html.escape(title(lb))}</h1>", board]
     parts += [f'<p class="note">{html.escape(n)}</p>' for n in notes(lb)]
     parts += [
-        "<h2>Kendall's tau per task</h2>",
-        _figure(bars_figure(lb), "bar chart of mean Kendall's tau per task and method",
+        f"<h2>Kendall's tau per task (property {html.escape(exp.property)})</h2>",
+        _figure(bars_figure(lb),
+                f"bar chart of mean Kendall's tau on {exp.property} per task and method",
                 "Bars: mean over seeds; error bars: unbiased std. Only complete entries have a "
                 "bar (partial and incomplete ones have none)."),
     ]
@@ -199,8 +204,9 @@ def render_html(lb: Leaderboard) -> str:
             absent = [m for m in lb.methods if m not in heatmap_methods(lb, task)]
             missing = f" No complete cell stored for: {', '.join(absent)}." if absent else ""
             parts += [
-                f"<h2>Task {html.escape(task)}: tau per source and target zoo</h2>",
-                _figure(fig, f"heat maps of Kendall's tau for task {task}",
+                f"<h2>Task {html.escape(task)}: tau on {html.escape(exp.property)} per "
+                "source and target zoo</h2>",
+                _figure(fig, f"heat maps of Kendall's tau on {exp.property} for task {task}",
                         "Mean tau over seeds of each (source, target) cell; \u2013 marks a cell "
                         "without every seed stored; blank cells are not part of the task."
                         + missing),

@@ -7,6 +7,8 @@ names against the registries) and reporting (`zoo_bench.leaderboard`) read what 
 File format (see README, "Suites and suite files"):
     [generate.<preset>]        a zoo population `zoo-bench zoo generate --preset` makes
     [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version
+                               (zoos: "generate:<preset>", a list of such presets, or a list
+                               of catalog zoo names; property: any numeric zoo column)
     [suites.<name>.budgets.<method>]   max_epochs, max_seconds, num_cpus, num_gpus and
                                        hyperparameters; the method
                                        `default` applies to every method without its own table
@@ -54,7 +56,10 @@ BUDGET_LIMITS = ("max_epochs", "max_seconds")
 # executor) and GPUs (on `--executor ray`, what Ray reserves for the task).
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
 DEFAULT_BUDGET = "default"
-PROPERTIES = (  # as zoo_bench.store.PROPERTIES; frequency and phase: INR zoos
+# Suggestions only (zoo_bench.store.PROPERTIES: classifier zoos' columns, then INR zoos'
+# frequency and phase). A suite's `property` may name any numeric column of its zoos; that is
+# checked where the zoos are known (`zoo_bench.tasks`), not here.
+PROPERTIES = (
     "test_accuracy", "train_accuracy", "test_loss", "train_loss", "generalization_gap",
     "frequency", "phase",
 )
@@ -94,47 +99,69 @@ class Suite:
     permutations: Mapping[str, Path] = field(default_factory=dict)
     generate: Mapping[str, Any] | None = None
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    generates: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     path: Path | None = None
     extends: str | None = None
     version: int = 1
     targets_only: tuple[str, ...] = ()
 
     @property
+    def preset_names(self) -> tuple[str, ...]:
+        """The generation presets the suite's zoos come from (empty for catalog suites)."""
+        return tuple(self.generates)
+
+    @property
     def preset(self) -> str | None:
-        """The generation preset for ``zoos = "generate:<preset>"``, else None."""
-        return self.zoos[len(GENERATE_PREFIX):] if isinstance(self.zoos, str) else None
+        """The generation preset when the suite has exactly one, else None."""
+        return self.preset_names[0] if len(self.generates) == 1 else None
 
     def zoo_names(self) -> list[str]:
         """The suite's zoo names; generated ones are ``<preset>-<dataset>-<family>``."""
-        return sorted(self.expected_infos()) if self.preset else list(self.zoos)
+        return sorted(self.expected_infos()) if self.generates else list(self.zoos)
+
+    def zoo_presets(self) -> dict[str, str]:
+        """Generated zoo name -> the preset that makes it (empty for catalog suites)."""
+        return {
+            zoo_name(p, d, f): p
+            for p, g in self.generates.items()
+            for d in g.get("datasets", [])
+            for f in g.get("families", [])
+        }
 
     def expected_infos(self) -> dict[str, ZooInfo]:
         """Dataset and family of each generated zoo, known before it exists (empty otherwise)."""
-        if not self.preset or self.generate is None:
-            return {}
         return {
-            zoo_name(self.preset, d, f): ZooInfo(d, f)
-            for d in self.generate.get("datasets", [])
-            for f in self.generate.get("families", [])
+            zoo_name(p, d, f): ZooInfo(d, f)
+            for p, g in self.generates.items()
+            for d in g.get("datasets", [])
+            for f in g.get("families", [])
         }
 
-    def expected_runs(self, family: str) -> int | None:
-        """Runs of a generated zoo of `family` (`family_runs` or `runs`), None for catalog
-        suites."""
-        g = self.generate
+    def expected_runs(self, family: str, preset: str | None = None) -> int | None:
+        """Runs of a generated zoo of `family` (`family_runs` or `runs`) made by `preset`
+        (default: the suite's only preset), None for catalog suites."""
+        g = self._preset_table(preset)
         if g is None:
             return None
         return int(dict(g.get("family_runs", {})).get(family, g["runs"]))
 
-    def expected_networks(self, family: str) -> int | None:
-        """Networks of a generated zoo of `family` (runs x stored checkpoints), None for catalog
-        suites."""
-        g = self.generate
+    def expected_networks(self, family: str, preset: str | None = None) -> int | None:
+        """Networks of a generated zoo of `family` made by `preset` (runs x stored
+        checkpoints), None for catalog suites."""
+        g = self._preset_table(preset)
         if g is None:
             return None
         epochs = int(g["epochs"])
         checkpoints = {int(e) for e in g["checkpoints"] if int(e) <= epochs} | {0, epochs}
-        return int(self.expected_runs(family) or 0) * len(checkpoints)
+        return int(self.expected_runs(family, preset) or 0) * len(checkpoints)
+
+    def _preset_table(self, preset: str | None) -> Mapping[str, Any] | None:
+        if preset is None:
+            return self.generate
+        if preset not in self.generates:
+            raise SuiteError(f"suite {self.name} has no preset {preset!r}; its presets: "
+                             f"{list(self.generates)}")
+        return self.generates[preset]
 
     def budget(self, method: str) -> dict[str, Any]:
         """The method's budget table, else the suite's `[budgets.default]`; may be {}."""
@@ -327,21 +354,7 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
     for key in REQUIRED_SUITE_KEYS:
         if key not in spec:
             raise fail(f"missing key {key!r}")
-    zoos = spec["zoos"]
-    preset_spec = None
-    if isinstance(zoos, str):
-        if not zoos.startswith(GENERATE_PREFIX):
-            raise fail(f'zoos = {zoos!r}: write "generate:<preset>" or a list of catalog names')
-        preset = zoos[len(GENERATE_PREFIX):]
-        if preset not in presets:
-            raise fail(f"zoos = {zoos!r}, but there is no [generate.{preset}]"
-                       f"{did_you_mean(preset, presets)} Presets: {sorted(presets)}")
-        check_preset(preset, presets[preset], path)
-        preset_spec = dict(presets[preset])
-    elif not _str_list(zoos):
-        raise fail("zoos must be \"generate:<preset>\" or a non-empty list of zoo names")
-    else:
-        zoos = tuple(zoos)
+    zoos, generates = _zoos(spec["zoos"], presets, path, fail)
     if not _str_list(spec["tasks"]):
         raise fail("tasks must be a non-empty list of task names")
     if not _str_list(spec["methods"]):
@@ -352,9 +365,10 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
     if len(set(seeds)) != len(seeds):
         raise fail(f"seeds {seeds} repeat a seed")
     prop = spec.get("property", DEFAULT_PROPERTY)
-    if prop not in PROPERTIES:
-        raise fail(f"property {prop!r} is not one of {list(PROPERTIES)}"
-                   f"{did_you_mean(str(prop), PROPERTIES)}")
+    if not isinstance(prop, str) or not prop:
+        raise fail(f"property {prop!r} must be the name of a numeric column of the suite's "
+                   f"zoos (a string), e.g. one of {list(PROPERTIES)} or an INR zoo's "
+                   "'frequency'")
     epochs = spec.get("epochs", "final")
     if epochs not in EPOCHS:
         raise fail(f"epochs {epochs!r} is not one of {list(EPOCHS)}")
@@ -365,11 +379,13 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
     if not (isinstance(targets_only, list) and all(isinstance(f, str) for f in targets_only)):
         raise fail("targets_only must be a list of architecture family names (zoos of these "
                    "families are tested on, never trained on)")
-    if preset_spec is not None:
-        unknown = sorted(set(targets_only) - set(preset_spec.get("families", [])))
+    if generates:
+        made = [f for g in generates.values() for f in g.get("families", [])]
+        unknown = sorted(set(targets_only) - set(made))
         if unknown:
-            raise fail(f"targets_only names {unknown}, which [generate.{preset}] does not make; "
-                       f"its families: {list(preset_spec.get('families', []))}")
+            where_made = ", ".join(f"[generate.{p}]" for p in generates)
+            raise fail(f"targets_only names {unknown}, which {where_made} do not make; "
+                       f"their families: {sorted(set(made))}")
     budgets = _budgets(spec.get("budgets", {}), fail)
     perms = spec.get("permutations", {})
     if not isinstance(perms, dict) or not all(isinstance(v, str) for v in perms.values()):
@@ -379,11 +395,58 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
         seeds=tuple(seeds), property=prop, epochs=epochs,
         budgets=MappingProxyType({m: MappingProxyType(t) for m, t in budgets.items()}),
         permutations=MappingProxyType({z: (path.parent / v) for z, v in perms.items()}),
-        generate=None if preset_spec is None else MappingProxyType(preset_spec),
+        generate=MappingProxyType(next(iter(generates.values()))) if len(generates) == 1
+        else None,
         presets=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in presets.items()}),
+        generates=MappingProxyType({p: MappingProxyType(g) for p, g in generates.items()}),
         path=path, extends=spec.get("extends"), version=version,
         targets_only=tuple(targets_only),
     )
+
+
+def _zoos(zoos: Any, presets: Mapping[str, Any], path: Path,
+          fail: Any) -> tuple[str | tuple[str, ...], dict[str, dict[str, Any]]]:
+    """`zoos` as stored on the Suite, and the tables of the generation presets it names.
+
+    `"generate:<preset>"` is one preset; a list is either presets (`["generate:vit",
+    "generate:inr"]`: the zoos of all of them) or catalog zoo names, never both.
+    """
+    usage = ('zoos must be "generate:<preset>", a list of "generate:<preset>" entries, or a '
+             "non-empty list of catalog zoo names")
+    if isinstance(zoos, str):
+        if not zoos.startswith(GENERATE_PREFIX):
+            raise fail(f'zoos = {zoos!r}: write "generate:<preset>" or a list of catalog names')
+        entries = [zoos]
+    elif _str_list(zoos):
+        entries = list(zoos)
+        generated = [z for z in entries if z.startswith(GENERATE_PREFIX)]
+        if not generated:
+            return tuple(entries), {}
+        if len(generated) != len(entries):
+            catalog = [z for z in entries if not z.startswith(GENERATE_PREFIX)]
+            raise fail(f"zoos mixes generation presets {generated} with catalog names "
+                       f"{catalog}; {usage}, not both")
+    else:
+        raise fail(usage)
+    generates: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        preset = entry[len(GENERATE_PREFIX):]
+        if preset in generates:
+            raise fail(f"zoos names {entry!r} twice")
+        if preset not in presets:
+            raise fail(f"zoos names {entry!r}, but there is no [generate.{preset}]"
+                       f"{did_you_mean(preset, presets)} Presets: {sorted(presets)}")
+        check_preset(preset, presets[preset], path)
+        generates[preset] = dict(presets[preset])
+    names: dict[str, str] = {}
+    for preset, table in generates.items():
+        for d in table["datasets"]:
+            for f in table["families"]:
+                name = zoo_name(preset, d, f)
+                if name in names:
+                    raise fail(f"presets {names[name]!r} and {preset!r} both make zoo {name}")
+                names[name] = preset
+    return (zoos if isinstance(zoos, str) else tuple(zoos)), generates
 
 
 def _budgets(spec: Any, fail: Any) -> dict[str, dict[str, Any]]:

@@ -61,10 +61,10 @@ def load_suite(name: str | None, path: str | os.PathLike | None = None) -> Suite
             TASKS.get(task)
         for method in suite.methods:
             PREDICTORS.get(method)
-        if suite.generate is not None:
-            for d in suite.generate["datasets"]:
+        for table in suite.generates.values():
+            for d in table["datasets"]:
                 DATASETS.get(d)
-            for f in suite.generate["families"]:
+            for f in table["families"]:
                 FAMILIES.get(f)
     except RegistryError as e:
         raise SuiteError(f"{where}: {e}") from None
@@ -184,11 +184,13 @@ def ensure_zoos(suite: Suite, progress: bool = True) -> dict[str, Zoo]:
     """Every zoo of the suite, opened and its content checked against its manifest (a pass is
     cached per zoo and file state); generated or downloaded first where missing. A damaged zoo
     raises ZooFormatError here, before any fit, so nothing is ever scored on it."""
-    if suite.preset is not None:
+    if suite.generates:
         from zoo_bench.generate import generate_preset
 
-        paths = generate_preset(suite.preset, out_dir=None, only=None, progress=progress,
-                                table=suite.generate)
+        paths = {}
+        for preset, table in suite.generates.items():
+            paths.update(generate_preset(preset, out_dir=None, only=None, progress=progress,
+                                         table=table))
     else:
         from zoo_bench.catalog import ensure_zoo
 

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from zoo_bench.errors import RegistryError, ZooBenchError
-from zoo_bench.registry import TASKS
+from zoo_bench.registry import TASKS, did_you_mean
 from zoo_bench.spec import DEFAULT_PROPERTY, ZooInfo
 from zoo_bench.splits import Split, nfn_split, standard_split
-from zoo_bench.store import Zoo
+from zoo_bench.store import REQUIRED_COLUMNS, Zoo
 
 
 class TaskError(ZooBenchError):
@@ -29,12 +30,40 @@ class TaskError(ZooBenchError):
 
 
 def zoo_info(zoo: Zoo) -> ZooInfo:
-    """The zoo's one dataset (table column) and family (manifest); None where it has several."""
-    datasets = sorted(set(zoo.table["dataset"].astype(str)))
+    """The zoo's one dataset (table column) and family (manifest); None where it has several.
+
+    The dataset is what the networks were trained or fitted on, whatever its kind: an image
+    dataset (`digits`) or a signal set (an INR zoo fitted to sine waves: `sines`). So an INR
+    zoo takes part in `standard` like any zoo, and the cross tasks pair it only with zoos of
+    the same signal set (cross_arch) or of the INR family (cross_dataset). Missing values do
+    not count as a dataset; a zoo with none is matched by no cross task.
+    """
+    datasets = sorted(set(zoo.table["dataset"].dropna().astype(str)))
     families = sorted({a.family or a.name for a in zoo.architectures.values()})
     return ZooInfo(
         datasets[0] if len(datasets) == 1 else None, families[0] if len(families) == 1 else None
     )
+
+
+# Bookkeeping columns that are numbers but not properties of a network.
+NOT_PROPERTIES = ("network_id", "weight_offset")
+
+
+def property_columns(zoo: Zoo) -> list[str]:
+    """The zoo's columns a suite may predict: numeric (not boolean), bookkeeping left out.
+
+    Order: the known properties (`Zoo.properties`), other measured columns (e.g. an INR
+    zoo's `frequency`), then the descriptive ones (`epoch`, `n_params`, numeric `hp_*`).
+    """
+    numeric = [
+        c for c in zoo.table.columns
+        if c not in NOT_PROPERTIES and pd.api.types.is_numeric_dtype(zoo.table[c])
+        and not pd.api.types.is_bool_dtype(zoo.table[c])
+    ]
+    known = [p for p in zoo.properties if p in numeric]
+    descriptive = [c for c in numeric if c in REQUIRED_COLUMNS or c.startswith("hp_")]
+    measured = [c for c in numeric if c not in known and c not in descriptive]
+    return [*known, *measured, *descriptive]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,7 +141,7 @@ class Task(ABC):
         for source, target in pairs:
             for name in (source, target):
                 if name not in splits:
-                    _check_property(zoos[name], name, property)
+                    check_property(zoos[name], name, property)
                     splits[name] = self.split(zoos[name], seed, epochs, root, options)
             src, tgt = splits[source], splits[target]
             views = {
@@ -233,10 +262,19 @@ def _matrix(infos: Mapping[str, ZooInfo], same: str, differ: str) -> list[tuple[
     ]
 
 
-def _check_property(zoo: Zoo, name: str, prop: str) -> None:
+def check_property(zoo: Zoo, name: str, prop: str) -> None:
+    """Raise TaskError unless `prop` is a numeric column of the zoo (`property_columns`); the
+    error names the zoo and the columns it could be."""
+    columns = property_columns(zoo)
     if prop not in zoo.table.columns:
         raise TaskError(
-            f"zoo {name} has no property {prop!r}; choose one of {zoo.properties}"
+            f"zoo {name} has no property {prop!r}{did_you_mean(prop, columns)} Set the suite's "
+            f"`property` to one of its numeric columns: {columns}"
+        )
+    if prop not in columns:
+        raise TaskError(
+            f"zoo {name}: column {prop!r} ({zoo.table[prop].dtype}) is not a property: a "
+            f"property must be a numeric column; set the suite's `property` to one of {columns}"
         )
 
 

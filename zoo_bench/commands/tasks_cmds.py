@@ -67,14 +67,16 @@ def _show_suite(console: Any, suite: Any) -> None:
     )
     present = present_zoos(suite)
     infos: dict[str, ZooInfo] = suite.expected_infos()
+    made_by = suite.zoo_presets()
     zt = Table(title="Zoos", title_justify="left")
     for col in ("zoo", "dataset", "family", "networks", "runs", "state"):
         zt.add_column(col, justify="right" if col in ("networks", "runs") else "left")
     for name in suite.zoo_names():
         zoo = present.get(name)
         family = infos[name].family if name in infos else None
-        planned = suite.expected_networks(family) if family is not None else None
-        runs = suite.expected_runs(family) if family is not None else None
+        preset = made_by.get(name)
+        planned = suite.expected_networks(family, preset) if family is not None else None
+        runs = suite.expected_runs(family, preset) if family is not None else None
         if zoo is not None:
             infos[name] = zoo_info(zoo)
             size = (str(len(zoo)), str(zoo.table["run_id"].nunique()), "present")
