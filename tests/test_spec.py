@@ -104,7 +104,7 @@ def test_extends_inside_one_file_and_cycles(tmp_path):
          r"no \[generate.mien\]; did you mean 'mine'"),
         (("[suites.mine]", "[suite.mine]"), "unknown top-level key 'suite'; did you mean 'suites'"),
         (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = ["ctc_widths"]'),
-         r"targets_only names \['ctc_widths'\], which \[generate.mine\] does not make"),
+         r"targets_only names \['ctc_widths'\], which \[generate.mine\] do not make"),
         (("runs = 16", "runs = 16\nfamily_runs = { ctcc = 4 }"),
          r"family_runs.ctcc: 'ctcc' is not one of the preset's families.*did you mean 'ctc'"),
         (("runs = 16", "runs = 16\nfamily_runs = { ctc = 0 }"),
@@ -198,7 +198,7 @@ def test_a_suite_lists_several_presets_and_any_property_name(tmp_path):
         load_spec("s", clash)
     single = load_spec("mine", path)
     assert single.preset == "mine" and single.preset_names == ("mine",)
-    assert single.generate is single.generates["mine"]
+    assert single.generate == single.generates["mine"]
 
 
 def test_one_registry_for_every_kind_with_one_did_you_mean():
