@@ -85,6 +85,19 @@ def plain_optimizer(net: PlainNet, run: RunSpec) -> torch.optim.Optimizer:
     return cls[run.optimizer](groups, lr=run.learning_rate)
 
 
+def plain_epochs(net: nn.Module, opt: torch.optim.Optimizer, start, x: torch.Tensor,
+                 y: torch.Tensor, epochs: int, batch_size: int) -> None:
+    """The plain torch loop: `epochs` passes over the run's own data order, cross-entropy."""
+    for _ in range(epochs):
+        order = start.epoch_order()
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            loss = F.cross_entropy(net(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
 def train_plain(runs, data, epochs: int, batch_size: int) -> list[torch.Tensor]:
     """One network after another, each with its own module, optimizer and data order."""
     x, y = torch.tensor(data.x_train), torch.tensor(data.y_train)
@@ -95,14 +108,7 @@ def train_plain(runs, data, epochs: int, batch_size: int) -> list[torch.Tensor]:
         net.load_flat(run.arch, start.flat)
         opt = plain_optimizer(net, run)
         net.train()
-        for _ in range(epochs):
-            order = start.epoch_order()
-            for s in range(0, len(order), batch_size):
-                idx = order[s : s + batch_size]
-                loss = F.cross_entropy(net(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        plain_epochs(net, opt, start, x, y, epochs, batch_size)
         finals.append(net.flat())
     return finals
 

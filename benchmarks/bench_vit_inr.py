@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable
 
 import torch
+from bench_trainer import plain_epochs
 from machine import describe
 from torch import nn
-from torch.nn import functional as F
 
 from zoo_bench.arch import Architecture, functional_forward
 from zoo_bench.generate.datasets import load_dataset, load_signal
@@ -62,14 +62,7 @@ def plain_vit(runs: list[RunSpec], data, epochs: int, batch_size: int) -> None:
                   {"params": rest + list(net.biases)}]
         cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}
         opt = cls[run.optimizer](groups, lr=run.learning_rate)
-        for _ in range(epochs):
-            order = start.epoch_order()
-            for s in range(0, len(order), batch_size):
-                idx = order[s : s + batch_size]
-                loss = F.cross_entropy(net(x[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        plain_epochs(net, opt, start, x, y, epochs, batch_size)
 
 
 def plain_inr(runs: list[InrRunSpec], signal) -> None:

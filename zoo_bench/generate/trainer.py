@@ -85,6 +85,27 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor | np.ndarray) -> float:
     return int(correct.sum()) / len(correct)
 
 
+def evaluate_chunked(
+    forward: Callable[..., torch.Tensor], n: int, x: torch.Tensor, y: torch.Tensor,
+    rows: torch.Tensor | None, chunk: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correct (N, n) and loss (N, n) of a population's `forward`, `chunk` examples at a time:
+    on images x shared by all N networks, or with `rows` (N, n) picking each network's own."""
+    total = len(x) if rows is None else rows.shape[1]
+    corrects, losses = [], []
+    for s in range(0, total, chunk):
+        if rows is None:
+            logits = forward(x[s : s + chunk], per_network=False)
+            yc = y[s : s + chunk].expand(n, -1)
+        else:
+            idx = rows[:, s : s + chunk]
+            logits, yc = forward(x[idx.T], per_network=True), y[idx]
+        correct, loss = correct_and_loss(logits, yc)
+        corrects.append(correct)
+        losses.append(loss)
+    return torch.cat(corrects, 1), torch.cat(losses, 1)
+
+
 class PopulationOptimizer:
     """SGD, Adam and RMSprop (PyTorch's update rules and defaults) for all networks at once.
 
@@ -333,19 +354,7 @@ class Population:
         all networks, or with `rows` (N, n) of images x (m, H, W, C), each network its own."""
         per_example = max(math.prod(s) for s in self.shapes)
         chunk = max(1, EVAL_ELEMENTS // (self.n * per_example))
-        total = len(x) if rows is None else rows.shape[1]
-        corrects, losses = [], []
-        for s in range(0, total, chunk):
-            if rows is None:
-                logits = self.forward(x[s : s + chunk], per_network=False)
-                yc = y[s : s + chunk].expand(self.n, -1)
-            else:
-                idx = rows[:, s : s + chunk]
-                logits, yc = self.forward(x[idx.T], per_network=True), y[idx]
-            correct, loss = correct_and_loss(logits, yc)
-            corrects.append(correct)
-            losses.append(loss)
-        return torch.cat(corrects, 1), torch.cat(losses, 1)
+        return evaluate_chunked(self.forward, self.n, x, y, rows, chunk)
 
 
 class TransformerPopulation:
@@ -444,19 +453,7 @@ class TransformerPopulation:
         _, tokens = self.arch.tokens()
         widest = max(la.fan_out for la in self.arch.layers)
         chunk = max(1, EVAL_ELEMENTS // (self.n * tokens * widest))
-        total = len(x) if rows is None else rows.shape[1]
-        corrects, losses = [], []
-        for s in range(0, total, chunk):
-            if rows is None:
-                logits = self.forward(x[s : s + chunk], per_network=False)
-                yc = y[s : s + chunk].expand(self.n, -1)
-            else:
-                idx = rows[:, s : s + chunk]
-                logits, yc = self.forward(x[idx.T], per_network=True), y[idx]
-            correct, loss = correct_and_loss(logits, yc)
-            corrects.append(correct)
-            losses.append(loss)
-        return torch.cat(corrects, 1), torch.cat(losses, 1)
+        return evaluate_chunked(self.forward, self.n, x, y, rows, chunk)
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
