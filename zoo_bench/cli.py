@@ -7,6 +7,9 @@ so it answers at once; running a command imports its module (`zoo_bench/commands
 from __future__ import annotations
 
 import importlib
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 import click
@@ -67,10 +70,22 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (`kill`, a scheduler's stop, `scripts/main.sh` ending its lanes) into an
+    exit that unwinds the stack, so half-written temporary files are removed as on Ctrl-C."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
+
+
 @click.group(cls=LazyGroup, lazy=COMMANDS)
 @click.version_option(package_name="zoo-bench", prog_name="zoo-bench")
 def main() -> None:
     """zoo-bench: predict neural network properties from weights, on standard zoos and tasks."""
+    exit_cleanly_on_sigterm()
 
 
 @main.group(cls=LazyGroup, lazy=ZOO_COMMANDS)
