@@ -136,6 +136,7 @@ def test_unsupported_architectures_are_stored_as_not_applicable(zoos, tmp_path):
     assert len(report.not_applicable) == 12 and FITS == []
     rows = read_cells(tmp_path)
     assert set(rows["status"]) == {"not_applicable"} and rows["kendall_tau"].isna().all()
+    assert rows["error"].str.startswith("not applicable: supports is False for architecture").all()
     assert read_predictions(tmp_path).empty
 
 
@@ -316,7 +317,11 @@ class FittedPicky(MeanWeight):
 def test_can_predict_after_the_fit_makes_cells_not_applicable(zoos, tmp_path):
     report = run(jobs_for(zoos, ["fake-fitted-picky"], seeds=(0,)), tmp_path)
     assert len(report.not_applicable) == 6 and len(FITS) == 2  # fitted, then declined
-    assert set(read_cells(tmp_path)["status"]) == {"not_applicable"}
+    rows = read_cells(tmp_path)
+    assert set(rows["status"]) == {"not_applicable"}
+    for target, why in zip(rows["target"], rows["error"], strict=True):  # names the zoo
+        assert why.startswith("not applicable: the fitted model's can_predict is False")
+        assert why.endswith(f"of zoo {target!r}")
 
 
 def test_progress_in_a_log_is_plain_lines(zoos, tmp_path):

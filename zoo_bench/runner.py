@@ -5,8 +5,8 @@ each method the jobs are grouped by the cell's `fit_key` (same source zoo, seed,
 and property): the predictor is fitted once per group, then predicts each target's test split,
 and each cell is scored by the `Evaluator` and written atomically with its predictions
 (`zoo_bench.results`). Cells whose architectures the method does not support (`supports` before
-the fit, `can_predict` after it) are stored as `not_applicable`; a cell whose fit or prediction
-raises is stored as `error` (with the message) and the run goes on.
+the fit, `can_predict` after it) are stored as `not_applicable` (the reason in `error`); a cell
+whose fit or prediction raises is stored as `error` (with the message) and the run goes on.
 
 Overwrite modes: `only-missing` skips cells stored as ok / not applicable *and still current*
 (a killed run resumes where it stopped; a group with nothing left is not fitted). A stored cell
@@ -241,10 +241,16 @@ def _groups(jobs: Iterable[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
-def _applicable(predictor: Predictor, *zoos: Zoo) -> bool:
-    """`can_predict(arch)` once fitted, else `supports(arch)` (the applicability contract)."""
+def _inapplicable(predictor: Predictor, *zoos: Zoo) -> str | None:
+    """Why the predictor cannot take these zoos (stored in the cell's `error` field), or None:
+    `can_predict(arch)` once fitted, else `supports(arch)` (the applicability contract)."""
     check = predictor.can_predict if predictor.fitted else predictor.supports
-    return all(check(z.architectures[a]) for z in zoos for a in z.arch_groups())
+    for z in zoos:
+        for a in z.arch_groups():
+            if not check(z.architectures[a]):
+                how = "the fitted model's can_predict" if predictor.fitted else "supports"
+                return f"not applicable: {how} is False for architecture {a!r} of zoo {z.name!r}"
+    return None
 
 
 def _error_text(e: BaseException) -> str:
@@ -336,9 +342,10 @@ class _Runner:
         try:
             predictor, budget = make_predictor(first.method, config.budget)
             common["hparams"] = hparams_json(predictor.hparams())
-            if not _applicable(predictor, first.cell.train, first.cell.val):
+            reason = _inapplicable(predictor, first.cell.train, first.cell.val)
+            if reason:
                 for job in group:
-                    self.finish(job, STATUS_NOT_APPLICABLE, common)
+                    self.finish(job, STATUS_NOT_APPLICABLE, common, error=reason)
                 return
             reset_peak_cuda(self.torch_device)
             ctx = FitContext(seed=first.cell.seed, device=self.device, budget=budget,
@@ -360,12 +367,12 @@ class _Runner:
         """Predict the cell's test networks with the fitted predictor, evaluate, store."""
         test = job.cell.test
         try:
-            applicable = _applicable(predictor, test)
+            reason = _inapplicable(predictor, test)
         except Exception as e:  # a broken can_predict is the method's error, not the run's
             self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
-        if not applicable:
-            self.finish(job, STATUS_NOT_APPLICABLE, common)
+        if reason:
+            self.finish(job, STATUS_NOT_APPLICABLE, common, error=reason)
             return
         try:
             start = time.perf_counter()
