@@ -409,3 +409,8 @@ def test_cnn_zoos_are_still_written_as_format_1(tmp_path):
     assert zoo.manifest["format_version"] == 1
     assert set(zoo.manifest["architectures"]["ctc"]["layers"][0]) == {
         "kind", "weight_shape", "bias_shape", "stride", "padding", "pool"}
+
+
+def test_conv_shapes_are_empty_for_networks_without_a_leading_conv():
+    assert siren(3, 16, 30.0).conv_shapes() == [] and vit(2, 8, 2).conv_shapes() == []
+    assert [c for c, _, _ in ctc().conv_shapes()] == [16, 16, 16]

@@ -315,7 +315,10 @@ class Architecture:
         return self.layers[-1].fan_out
 
     def conv_shapes(self) -> list[tuple[int, int, int]]:
-        """Output (C, H, W) of each leading conv layer, before its pooling, for one example."""
+        """Output (C, H, W) of each leading conv layer, before its pooling, for one example;
+        empty for a network that does not start with a conv layer (MLP, ViT, SIREN)."""
+        if not self.layers or self.layers[0].kind != "conv2d":
+            return []
         shapes, (h, w) = [], self.input_shape[1:]
         for la in self.layers:
             if la.kind != "conv2d":

@@ -141,7 +141,7 @@ def arch_macs(arch: Architecture) -> int:
         attention = 2 * tokens * tokens * embed.fan_out * sum(la.kind == "attn_q" for la in rest)
         return patches * math.prod(embed.weight_shape) + attention + tokens * sum(
             math.prod(la.weight_shape) for la in rest if la.kind != "layernorm")
-    convs = arch.conv_shapes() if arch.layers[0].kind == "conv2d" else []
+    convs = arch.conv_shapes()
     per_layer = [math.prod(la.weight_shape) for la in arch.layers]
     return sum(n * h * w for n, (_, h, w) in zip(per_layer, convs, strict=False)) + sum(
         per_layer[len(convs):]
