@@ -58,7 +58,7 @@ CLIP = 10.0
 STAT_NETWORKS = 2048  # training networks the normalisation statistics are taken over (at most)
 POOLS = {"hnp": HNPPool, "np": NPPool}
 NFN_KINDS = ("conv2d", "linear", "sine")  # the chain kinds nfn's weight spaces describe
-Signature = tuple[int, int, tuple[tuple[int, ...], ...]]
+Signature = tuple[int, int, tuple[tuple[str | int, ...], ...]]
 
 
 def layout_problem(arch: Architecture) -> str | None:
@@ -85,11 +85,12 @@ def layout_problem(arch: Architecture) -> str | None:
 
 
 def signature(arch: Architecture) -> Signature:
-    """What a fitted nfn model is bound to: input channels, outputs, each layer's kernel shape
-    (() for linear), hence the layer count. Hidden widths are free: nfn shares parameters
-    across the hidden units of a layer."""
+    """What a fitted nfn model is bound to: input channels, outputs, each layer's kind and
+    kernel shape (() for linear), hence the layer count. Hidden widths are free: nfn shares
+    parameters across the hidden units of a layer. The kind keeps a SIREN (sine layers) and a
+    ReLU MLP of the same shapes apart: their weights mean different functions."""
     return (arch.layers[0].fan_in, arch.layers[-1].fan_out,
-            tuple(tuple(layer.weight_shape[2:]) for layer in arch.layers))
+            tuple((layer.kind, *layer.weight_shape[2:]) for layer in arch.layers))
 
 
 def fan_scales(arch: Architecture) -> list[float]:

@@ -4,6 +4,7 @@ statistics against nfn's StatFeaturizer."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from nfn.layers import StatFeaturizer
 from baselines.nfn_family import layout_problem, signature, to_wsfeat
 from zoo_bench import Architecture, Budget, FitContext, Zoo, ZooWriter, get_predictor
 from zoo_bench.evaluator import kendall_tau
-from zoo_bench.families import cnn_s, cnn_small, ctc, mixed
+from zoo_bench.families import cnn_s, cnn_small, ctc, mixed, siren
 from zoo_bench.features import tensor_stats
 from zoo_bench.importers.ctc import read_layout, torch_order
 from zoo_bench.predictor import PredictorError
@@ -105,6 +106,16 @@ def test_supports_the_chains_nfn_can_take():
         p = get_predictor(method)()
         assert p.supports(ctc()) and p.supports(cnn_small()) and not p.supports(cnn_s())
         assert p.can_predict(cnn_small())  # before fit: supports
+
+
+def test_a_relu_mlp_of_a_sirens_shapes_is_another_layer_structure():
+    """Same shapes, other functions: the layer kinds are part of what a fitted model reads."""
+    sine = siren(2, 8, 30.0)
+    relu = Architecture("relu_mlp", tuple(dataclasses.replace(la, kind="linear", omega_0=None)
+                                          for la in sine.layers), sine.input_shape)
+    assert [la.weight_shape for la in relu.layers] == [la.weight_shape for la in sine.layers]
+    assert signature(relu) != signature(sine)
+    assert signature(ctc(units=24)) == signature(ctc(units=16))  # hidden widths stay free
 
 
 @pytest.fixture(scope="module")
