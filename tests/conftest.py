@@ -75,6 +75,22 @@ def ci_zoos(tmp_path_factory) -> dict[str, Zoo]:
     and shared by every test that needs a real trained zoo. Under pytest-xdist (`scripts/test.sh`
     runs one worker per core) the workers share one copy: the first generates it under a file
     lock, the others find the zoos complete and open them."""
+    paths = _shared_ci_zoos(tmp_path_factory, only=["digits", "mnist1d"])
+    return {name: Zoo.open(path) for name, path in paths.items()}
+
+
+@pytest.fixture(scope="session")
+def ci_zoo_folder(tmp_path_factory) -> Path:
+    """A folder holding every zoo of the ci preset (the shared digits and mnist1d ones, plus
+    shapes): link it as `<home>/zoos` to run the whole ci suite without generating it again."""
+    paths = _shared_ci_zoos(tmp_path_factory, only=None)
+    return next(iter(paths.values())).parent
+
+
+def _shared_ci_zoos(tmp_path_factory, only: list[str] | None) -> dict[str, Path]:
+    """Generate (once per test run, under a file lock shared by the xdist workers) the ci
+    preset's zoos for `only` these datasets (None: all) into one folder; zoos already complete
+    there are skipped."""
     from filelock import FileLock
 
     from zoo_bench.generate import generate_preset
@@ -83,9 +99,7 @@ def ci_zoos(tmp_path_factory) -> dict[str, Zoo]:
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # the run's folder, above every worker's own
     with FileLock(str(base / "ci_zoos.lock")):
-        paths = generate_preset("ci", out_dir=base / "ci_zoos", only=["digits", "mnist1d"],
-                                progress=False)
-    return {name: Zoo.open(path) for name, path in paths.items()}
+        return generate_preset("ci", out_dir=base / "ci_zoos", only=only, progress=False)
 
 
 def _weight_statistic(zoo: Zoo, name: str) -> np.ndarray:

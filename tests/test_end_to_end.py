@@ -101,7 +101,9 @@ def ci_suite_file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_ci_suite_run_killed_resumed_and_ranked(tmp_path):
+def test_ci_suite_run_killed_resumed_and_ranked(tmp_path, ci_zoo_folder):
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "zoos").symlink_to(ci_zoo_folder)  # the session's ci zoos, as the cache
     env = {**os.environ, "ZOO_BENCH_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
     results, suite_file = tmp_path / "results", ci_suite_file(tmp_path)
     args = ["run", "--suite", "ci", "--suite-file", str(suite_file), "-m", ",".join(METHODS),
