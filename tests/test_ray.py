@@ -105,7 +105,10 @@ def test_a_worker_seeing_other_zoo_bytes_fails_clearly(toy, local_ray, tmp_path)
     with pytest.raises(ZooBenchError, match="sha256 differs from the manifest"):
         run_jobs(jobs, tmp_path / "r", device="cpu", progress=False, evaluator=FAST,
                  executor=RayExecutor())
-    assert read_cells(tmp_path / "r").empty
+    # The other zoo's fit runs beside it and may land first: its cell is whole and right.
+    # Nothing was scored on the damaged zoo.
+    stored = read_cells(tmp_path / "r")
+    assert zoo.name not in set(stored.get("source", ())) and len(stored) < len(jobs)
 
 
 def test_a_worker_killed_mid_fit_is_retried_and_each_cell_written_once(toy, local_ray,
@@ -145,7 +148,8 @@ def test_a_worker_killed_mid_fit_is_retried_and_each_cell_written_once(toy, loca
 
 
 CHILD = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores Ctrl-C
 sys.path.insert(0, {tests!r})
 import ray
 from ray_plugin import register
