@@ -1,4 +1,4 @@
-"""Fit one method on one zoo's standard split and report validation only: for choosing budgets.
+"""Fit one method on one zoo's standard split (the suite's property) and report validation only.
 
     .venv/bin/python benchmarks/fit_probe.py ZOO [--method sne] [--suite default] [--seed 0]
         [--set max_steps=2500 --set batch_size=32 ...]
@@ -56,7 +56,7 @@ def main() -> None:
     zoos = present_zoos(suite)
     if args.zoo not in zoos:
         raise SystemExit(f"zoo {args.zoo} is not in the cache; generate the suite's zoos first")
-    cell = get_task("standard").cells({args.zoo: zoos[args.zoo]}, args.seed)[0]
+    cell = get_task("standard").cells({args.zoo: zoos[args.zoo]}, args.seed, suite.property)[0]
     extra = parse_set(args.set)
     predictor, budget = make_predictor(args.method, {**suite.budget(args.method), **extra})
     start = time.perf_counter()
