@@ -203,19 +203,26 @@ class _NFNBase(TorchPredictor):
         """The equivariant encoder for `spec` and its output channel count."""
         raise NotImplementedError
 
-    def fit(self, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
+    def fit_problem(self, train: Zoo, val: Zoo) -> str | None:
+        """One model reads one layer structure: zoos that mix several (widths aside) cannot
+        train one."""
         archs = {**{a: train.architectures[a] for a in train.arch_groups()},
                  **{a: val.architectures[a] for a in val.arch_groups()}}
-        sigs = {signature(a) for a in archs.values()}
-        if len(sigs) > 1:
-            raise PredictorError(
-                f"{type(self).__name__} builds one model for one layer structure; training and "
-                f"validation hold architectures {sorted(archs)} with different layer counts, "
-                "kernels or input/output sizes: split the zoo by architecture"
-            )
+        if len({signature(a) for a in archs.values()}) > 1:
+            return (f"{type(self).__name__} builds one model for one layer structure; training "
+                    f"and validation hold {len(archs)} architectures "
+                    f"({', '.join(sorted(archs)[:4])}{', ...' if len(archs) > 4 else ''}) with "
+                    "different layer counts, kernels "
+                    "or input/output sizes: split the zoo by architecture")
+        return None
+
+    def fit(self, train: Zoo, val: Zoo, target: str, ctx: FitContext) -> None:
+        problem = self.fit_problem(train, val)
+        if problem:
+            raise PredictorError(problem)
         self._signature = None
         super().fit(train, val, target, ctx)
-        self._signature = sigs.pop()
+        self._signature = signature(train.architectures[next(iter(train.arch_groups()))])
 
     def predict(self, zoo: Zoo) -> np.ndarray:
         bad = [a for a in zoo.arch_groups() if not self.can_predict(zoo.architectures[a])]

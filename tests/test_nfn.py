@@ -217,8 +217,14 @@ def test_training_zoo_of_two_layer_structures_is_refused(tmp_path):
                      test_accuracy=float(i)) for i in range(4)
             ])
     zoo = Zoo.open(tmp_path / "two")
-    with pytest.raises(PredictorError, match="one layer structure"):
-        get_predictor("nfn_np")().fit(zoo, zoo, PROPERTY, FitContext(seed=0, device="cpu"))
+    for method in METHODS:
+        p = get_predictor(method)()
+        assert all(p.supports(arch) for arch in (a, b))  # each architecture alone is fine
+        assert "2 architectures" in p.fit_problem(zoo, zoo)  # the runner stores n/a with it
+        one = zoo.subset(f"architecture == {a.name!r}")
+        assert p.fit_problem(one, one) is None
+        with pytest.raises(PredictorError, match="one layer structure"):
+            p.fit(zoo, zoo, PROPERTY, FitContext(seed=0, device="cpu"))
 
 
 def test_statnn_raw_statistics_match_nfn_statfeaturizer_up_to_sample_variance(real):

@@ -50,6 +50,14 @@ class Picky(MeanWeight):
         return False
 
 
+@register_predictor("fake-one-zoo")
+class OneZooOnly(MeanWeight):
+    """Supports every architecture, but trains only where train and val come from one zoo."""
+
+    def fit_problem(self, train, val):
+        return None if train.name == "toy-d1-ctc" else f"cannot train on {train.name}"
+
+
 @register_predictor("fake-broken")
 class Broken(MeanWeight):
     """Its fit always fails."""
@@ -138,6 +146,17 @@ def test_unsupported_architectures_are_stored_as_not_applicable(zoos, tmp_path):
     assert set(rows["status"]) == {"not_applicable"} and rows["kendall_tau"].isna().all()
     assert rows["error"].str.startswith("not applicable: supports is False for architecture").all()
     assert read_predictions(tmp_path).empty
+
+
+def test_a_fit_problem_makes_the_groups_cells_not_applicable_without_fitting(zoos, tmp_path):
+    report = run(jobs_for(zoos, ["fake-one-zoo"], seeds=(0,)), tmp_path)
+    assert FITS == [("toy-d1-ctc", 0)]  # the other source zoo was never fitted
+    rows = read_cells(tmp_path)
+    declined = rows[rows["source"] == "toy-d2-ctc"]
+    assert len(report.not_applicable) == len(declined) == 3  # standard + 2 cross_dataset cells
+    assert set(declined["status"]) == {"not_applicable"}
+    assert (declined["error"] == "not applicable: cannot train on toy-d2-ctc").all()
+    assert set(rows[rows["source"] == "toy-d1-ctc"]["status"]) == {"ok"}
 
 
 def test_a_failing_method_is_recorded_and_retried_without_stopping_others(zoos, tmp_path):

@@ -132,6 +132,15 @@ class Predictor(abc.ABC):
         """
         return True
 
+    def fit_problem(self, train: Zoo, val: Zoo) -> str | None:
+        """Before fit: why this method cannot train on these zoos together (None: it can).
+
+        For limits that no single architecture shows, e.g. one model per layer structure and
+        a zoo that mixes several. The runner stores such cells as `not_applicable` with this
+        reason instead of fitting; `fit` should refuse the same zoos. Default: None.
+        """
+        return None
+
     def can_predict(self, arch: Architecture) -> bool:
         """After fit: can the *fitted* model read networks of `arch`? (default: `supports(arch)`)
 

@@ -342,7 +342,10 @@ class _Runner:
         try:
             predictor, budget = make_predictor(first.method, config.budget)
             common["hparams"] = hparams_json(predictor.hparams())
-            reason = _inapplicable(predictor, first.cell.train, first.cell.val)
+            train, val = first.cell.train, first.cell.val
+            problem = predictor.fit_problem(train, val)
+            reason = _inapplicable(predictor, train, val) or (
+                f"not applicable: {problem}" if problem else None)
             if reason:
                 for job in group:
                     self.finish(job, STATUS_NOT_APPLICABLE, common, error=reason)
@@ -352,7 +355,7 @@ class _Runner:
                              progress=self.progress)
             start = time.perf_counter()
             with pinned_threads(fit_threads(config.budget, self.default_threads)):
-                predictor.fit(first.cell.train, first.cell.val, first.cell.property, ctx)
+                predictor.fit(train, val, first.cell.property, ctx)
             common.update(fit_seconds=time.perf_counter() - start, fit_shared_by=len(group),
                           n_parameters=predictor.n_parameters(), **training_outcome(predictor))
         except Exception as e:  # a failing method must not stop the other methods' cells
