@@ -28,6 +28,7 @@ from zoo_bench import (
     TorchPredictor,
     TrainConfig,
     Zoo,
+    epoch_steps,
     usable_positions,
 )
 
@@ -67,7 +68,8 @@ class SNEPredictor(TorchPredictor):
     `li_batch` networks per step enter the invariance penalty (full encodings of w and g.w).
 
     The training length is set in optimiser steps (`max_steps`, `patience_steps`), turned into
-    epochs of the shared loop from the training zoo's size, so a small zoo still gets enough
+    epochs of the shared loop from the batches of an epoch (`epoch_steps`: one architecture per
+    batch, so a zoo mixing architectures has more of them), so a small zoo still gets enough
     steps and a large one does not run for dozens of epochs; `max_epochs` / `patience`, when
     given (or a suite budget's max_epochs), take precedence.
 
@@ -100,12 +102,12 @@ class SNEPredictor(TorchPredictor):
             raise PredictorError("SNEPredictor: li_batch must be >= 1 (networks per step in the "
                                  "invariance penalty; logit_invariance=0 turns it off)")
         self._symmetry_rng = torch.Generator()
-        self._train_size = 1
+        self._epoch_steps = 1
 
     def train_config(self) -> TrainConfig:
         """Epochs and patience from the step budget and the training zoo's size (see class)."""
         h = self.hparams()
-        steps_per_epoch = math.ceil(self._train_size / int(h["batch_size"]))
+        steps_per_epoch = self._epoch_steps
         epochs = h["max_epochs"] or math.ceil(int(h["max_steps"]) / steps_per_epoch)
         patience = h["patience"] or math.ceil(int(h["patience_steps"]) / steps_per_epoch)
         return TrainConfig(
@@ -117,7 +119,8 @@ class SNEPredictor(TorchPredictor):
     def build_model(self, train: Zoo) -> nn.Module:
         assert self.fit_context is not None
         self._symmetry_rng = torch.Generator().manual_seed(int(self.fit_context.seed))
-        self._train_size = max(1, len(usable_positions(train)))
+        batch = int(self.hparams()["batch_size"])
+        self._epoch_steps = max(1, epoch_steps(train, usable_positions(train), batch))
         model = SNEEncoder(self.config, new_kinds=has_new_kinds(train))
         model.weight_scale.fill_(1.0 / weight_spread(train))
         return model

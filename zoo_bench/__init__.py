@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "zoo_bench.training",
     "TrainResult": "zoo_bench.training",
     "adamw": "zoo_bench.training",
+    "epoch_steps": "zoo_bench.training",
     "minibatches": "zoo_bench.training",
     "predict_model": "zoo_bench.training",
     "resolve_device": "zoo_bench.training",

@@ -80,6 +80,12 @@ def minibatches(
         yield chunks[k]
 
 
+def epoch_steps(zoo: Zoo, positions: Sequence[int] | np.ndarray, batch_size: int) -> int:
+    """Optimiser steps in one epoch: the batches `minibatches` yields, one architecture each
+    (a zoo mixing architectures takes more, smaller batches than len / batch_size)."""
+    return sum(-(-len(pos) // batch_size) for pos in zoo.arch_groups(positions).values())
+
+
 @dataclass
 class Batch:
     """A minibatch of networks of one architecture, as the model's `forward` receives it."""
