@@ -116,11 +116,17 @@ class SNEPredictor(TorchPredictor):
             min_steps=int(h["min_steps"]), min_spread=float(h["min_spread"]),
         )
 
-    def build_model(self, train: Zoo) -> nn.Module:
+    def prepare(self, train: Zoo) -> np.ndarray:
+        """Per-fit state every SNE model needs (the symmetry sampler's seed, the steps of an
+        epoch for the step budget); returns the training zoo's usable positions."""
         assert self.fit_context is not None
         self._symmetry_rng = torch.Generator().manual_seed(int(self.fit_context.seed))
-        batch = int(self.hparams()["batch_size"])
-        self._epoch_steps = max(1, epoch_steps(train, usable_positions(train), batch))
+        pos = usable_positions(train)
+        self._epoch_steps = max(1, epoch_steps(train, pos, int(self.hparams()["batch_size"])))
+        return pos
+
+    def build_model(self, train: Zoo) -> nn.Module:
+        self.prepare(train)
         model = SNEEncoder(self.config, new_kinds=has_new_kinds(train))
         model.weight_scale.fill_(1.0 / weight_spread(train))
         return model

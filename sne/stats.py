@@ -26,7 +26,6 @@ from zoo_bench import (
     statnn_dim,
     statnn_features,
     statnn_kinds,
-    usable_positions,
 )
 
 
@@ -67,10 +66,7 @@ class SNEStatsPredictor(SNEPredictor):
     defaults: ClassVar[dict[str, Any]] = {**SNEPredictor.defaults, "first_layers": 3}
 
     def build_model(self, train: Zoo) -> nn.Module:
-        assert self.fit_context is not None
-        self._symmetry_rng = torch.Generator().manual_seed(int(self.fit_context.seed))
-        pos = usable_positions(train)
-        self._train_size = max(1, len(pos))
+        pos = self.prepare(train)
         k = int(self.hparams()["first_layers"])
         kinds = statnn_kinds(train.architectures[a] for a in train.arch_groups(pos))
         scaler = Standardizer(statnn_features(train, pos, k=k, kinds=kinds), clip=10.0)

@@ -82,9 +82,10 @@ def test_one_encoder_fits_and_predicts_a_zoo_of_mixed_architectures(mixed_zoo):
     assert p.n_parameters() == sum(t.numel() for t in p.model.parameters())
 
 
-def test_a_step_budget_counts_the_batches_of_a_mixed_zoo(mixed_zoo):
+@pytest.mark.parametrize("cls", [SNEPredictor, SNEStatsPredictor])
+def test_a_step_budget_counts_the_batches_of_a_mixed_zoo(mixed_zoo, cls):
     """Batches hold one architecture: 6 + 6 networks at batch 4 are 4 steps an epoch, not 3."""
-    p = SNEPredictor(max_steps=8, patience_steps=8, min_steps=0, batch_size=4)
+    p = cls(max_steps=8, patience_steps=8, min_steps=0, batch_size=4)
     p.fit(mixed_zoo, mixed_zoo, "test_accuracy", CPU)
     assert p.train_result.epochs == 2 and p.train_result.steps == 8
 
