@@ -11,6 +11,7 @@ suite over the four real Small CNN Zoo datasets, scaled as stated in the output.
 
     .venv/bin/python benchmarks/bench_ray.py                           # the ci suite, 2 workers
     .venv/bin/python benchmarks/bench_ray.py --suite default --seeds 0 # a one-seed slice
+    .venv/bin/python benchmarks/bench_ray.py --suite-file benchmarks/default_digits.toml --seeds 0
     .venv/bin/python benchmarks/bench_ray.py --methods statnn,mlp --tasks standard --seeds 0
     .venv/bin/python benchmarks/bench_ray.py --suite default --from-results results/default
 """
@@ -47,6 +48,8 @@ def wait_all(procs: list[subprocess.Popen]) -> None:
 
 def common(a: argparse.Namespace, results: Path) -> list[str]:
     out = ["run", "--suite", a.suite, "--results", str(results), "--quiet"]
+    if a.suite_file:
+        out += ["--suite-file", a.suite_file]
     if a.tasks:
         out += ["--task", a.tasks]
     if a.seeds:
@@ -131,6 +134,9 @@ def paper_table(fits, suite, overhead: float, n_seeds: int) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--suite", default="ci")
+    p.add_argument("--suite-file", default=None,
+                   help="a suite file of your own (e.g. one that `extends` the default suite "
+                        "with fewer zoos: a slice)")
     p.add_argument("--methods", default=None, help="comma separated (default: the suite's)")
     p.add_argument("--tasks", default=None, help="comma separated (default: the suite's)")
     p.add_argument("--seeds", default=None, help="e.g. 0 or 0-1 (default: the suite's)")
@@ -148,7 +154,7 @@ def main() -> None:
     from zoo_bench.results import read_cells
     from zoo_bench.suite import ensure_zoos, load_suite
 
-    suite = load_suite(a.suite)
+    suite = load_suite(a.suite, a.suite_file)
     methods = a.methods.split(",") if a.methods else list(suite.methods)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     if a.from_results:
