@@ -152,10 +152,13 @@ def standard(ci):
 # Measured at the ci budget (seed 0, one thread), on zoos made before the kernel pins: mean test
 # tau nfn_np 0.191, nfn_hnp 0.120, nft 0.232 against the bar's 0.218; on validation all three
 # cleared it (0.300 / 0.379 / 0.375 against 0.251). On the pinned ci zoos nft scored 0.235
-# against 0.240. With ~87 training networks per cell none of the three beats mean |w| on test:
-# a known shortfall, kept visible as strict xfails (an XPASS fails the run), not a lower bar.
+# against 0.240. With ~87 training networks per cell nfn_np and nfn_hnp do not beat mean |w| on
+# test: a known shortfall, kept visible as strict xfails (an XPASS fails the run), not a lower
+# bar. nft sits within 0.01 of the bar and lands on either side across machines of one kind (a
+# fresh VM of the same kind passed it, where the same code had failed it), so its xfail is not
+# strict: a pass there is reported (XPASS), a fail is the expected shortfall.
 SHORT = "does not beat the weight statistics on the ci test cells yet (see comment above)"
-LEARNS = [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=SHORT))
+LEARNS = [pytest.param(m, marks=pytest.mark.xfail(strict=m != "nft", reason=SHORT))
           for m in ("nfn_np", "nfn_hnp", "nft")]
 
 
