@@ -175,8 +175,8 @@ def test_sine_runs_draw_frequency_and_phase_from_their_seed():
 
 
 def test_siren_fits_get_better_and_batched_equals_one_at_a_time():
-    arch = siren(2, 16, 10.0)
-    base = InrRunSpec(0, arch, 3e-3, 60, 1.0, 0.5, seed=1)
+    arch = siren(2, 16, 1.0)  # stored with omega_0 = 1; trained with 10
+    base = InrRunSpec(0, arch, 3e-3, 60, 1.0, 0.5, seed=1, omega_0=10.0)
     runs = [dataclasses.replace(base, index=i, seed=i, frequency=0.5 + i, steps=30 + 30 * i)
             for i in range(3)]
     signal = load_signal("sines")
@@ -189,6 +189,31 @@ def test_siren_fits_get_better_and_batched_equals_one_at_a_time():
                                                             [30, 60, 90]]
     # a run's last checkpoint is its final weights: it stopped when its own steps were done
     np.testing.assert_array_equal(together.flats[-1], together.final)
+
+
+def test_stored_weights_hold_omega_0_and_compute_the_trained_function():
+    """A run trained with omega_0 = 10 is stored as a SIREN with omega_0 = 1 whose sine layers'
+    weights and biases are 10x those trained: the same network, read from its weights alone."""
+    run = InrRunSpec(0, siren(2, 8, 10.0), 3e-3, 20, 1.5, 0.3, seed=4, omega_0=10.0)
+    signal = load_signal("sines")
+    trained = train_inr_group(run.arch, [run], signal, epochs=1, checkpoints=(1,))  # as trained
+    stored_arch = siren(2, 8, 1.0)
+    stored = train_inr_group(stored_arch, [dataclasses.replace(run, arch=stored_arch)], signal,
+                             epochs=1, checkpoints=(1,))
+    (w0, b0), (w1, b1), (w2, b2) = stored_arch.unflatten(torch.from_numpy(stored.flats[0, 0]))
+    (v0, c0), (v1, c1), (v2, c2) = run.arch.unflatten(torch.from_numpy(trained.flats[0, 0]))
+    for got, want in ((w0, v0), (b0, c0), (w1, v1), (b1, c1)):
+        torch.testing.assert_close(got, 10 * want)
+    torch.testing.assert_close(w2, v2)
+    torch.testing.assert_close(b2, c2)
+    x = torch.from_numpy(np.array(signal.x_test))
+    torch.testing.assert_close(
+        functional_forward(stored_arch, stored_arch.unflatten(torch.from_numpy(stored.flats[0, 0])),
+                           x, "sine"),
+        functional_forward(run.arch, run.arch.unflatten(torch.from_numpy(trained.flats[0, 0])),
+                           x, "sine"), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="one group trains one omega_0"):
+        train_inr_group(stored_arch, [run, dataclasses.replace(run, omega_0=5.0)], signal, 1, ())
 
 
 def test_vmapped_siren_is_functional_forward_and_init_follows_siren():
@@ -213,6 +238,10 @@ def test_tiny_inr_zoo_generates_opens_and_records_what_the_modules_compute(tmp_p
                 "hp_depth", "hp_learning_rate", "hp_steps"):
         assert t[col].notna().all(), col
     assert (t["hp_activation"] == "sine").all() and (t["hp_optimizer"] == "adam").all()
+    # stored with omega_0 folded into the weights; the run's omega_0 is a hyperparameter column
+    assert {la.omega_0 for a in zoo.architectures.values() for la in a.layers
+            if la.kind == "sine"} == {1.0}
+    assert (t["hp_omega_0"] == 10.0).all()
     # every checkpoint of a run has the run's target
     assert (t.groupby("run_id")["frequency"].nunique() == 1).all()
     np.testing.assert_allclose(zoo.targets("frequency"), t["frequency"])
@@ -250,3 +279,9 @@ def test_families_and_datasets_must_match_and_old_hashes_stay():
     other = dataclasses.replace(plain, space=SearchSpace.from_dict({"vit_depths": [3]}))
     assert other.to_dict()["space"]["vit_depths"] == (3,) and other.sha256() != plain.sha256()
     assert ZooConfig.from_dict(other.to_dict()) == other
+    # an INR zoo's configuration always names its inr_* fields: an inr zoo made with other
+    # defaults (or before omega_0 was folded into the weights) never passes for this one
+    inr = ZooConfig("z", "sines", "inr", runs=1, epochs=1, checkpoints=(0, 1))
+    assert inr.to_dict()["space"]["inr_depths"] == (2, 3)
+    assert not any(k.startswith("vit_") for k in inr.to_dict()["space"])
+    assert ZooConfig.from_dict(inr.to_dict()) == inr

@@ -142,3 +142,12 @@ def siren(
         for i in range(depth)
     ) + (LayerSpec("linear", (out_features, width), (out_features,)),)
     return Architecture(f"siren_d{depth}_w{width}_o{omega:g}", layers, (in_features,), family="inr")
+
+
+def siren_with_omega(arch: Architecture, omega_0: float) -> Architecture:
+    """The SIREN `arch` with every sine layer's omega_0 set to `omega_0` (same shapes)."""
+    sines = [la for la in arch.layers if la.kind == "sine"]
+    if not sines or len(sines) != len(arch.layers) - 1:
+        raise ZooFormatError(f"{arch.name} is not a SIREN (sine layers, then one linear layer)")
+    return siren(len(sines), sines[0].fan_out, omega_0, in_features=arch.input_shape[0],
+                 out_features=arch.layers[-1].fan_out)

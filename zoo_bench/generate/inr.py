@@ -6,6 +6,12 @@ number of steps. The N networks live in one (N, P) tensor laid out as the zoo st
 forward is `functional_forward` under `torch.func.vmap`, so every network takes its step at
 once; a network whose steps are done stays frozen while the others go on.
 
+Each run trains its SIREN with its own omega_0 (`InrRunSpec.omega_0`) and is stored as the
+zoo's architecture (omega_0 = 1) with every sine layer's weights and bias multiplied by the run's
+omega_0 (`omega_scale`): sin(omega_0 (W x + b)) = sin((omega_0 W) x + omega_0 b), so the stored
+weights compute the trained function and alone carry its frequencies (with omega_0 kept in the
+architecture, a weight's meaning would depend on a number the weights do not show).
+
 Checkpoints: the zoo's `epochs` split each run's steps evenly, so checkpoint epoch e is taken
 after round(e * steps / epochs) steps (0 before training, `epochs` at the end). Every checkpoint
 is scored one network at a time through `functional_forward` on the CPU (`fit_mse`): the
@@ -22,6 +28,7 @@ import numpy as np
 import torch
 
 from zoo_bench.arch import Architecture, functional_forward
+from zoo_bench.families import siren_with_omega
 from zoo_bench.generate.datasets import SignalSet
 from zoo_bench.generate.hyper import InrRunSpec
 from zoo_bench.generate.trainer import GroupResult
@@ -57,6 +64,18 @@ def siren_init(arch: Architecture, gen: torch.Generator) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def omega_scale(arch: Architecture, omega_0: float) -> torch.Tensor:
+    """(P,) factors that turn flat weights of `arch` trained with `omega_0` in its sine layers
+    into weights of `arch` itself computing the same function: omega_0 / arch's omega_0 on
+    every sine layer's weight and bias, 1 on the linear output layer."""
+    parts = []
+    for la in arch.layers:
+        factor = omega_0 / la.omega_0 if la.kind == "sine" else 1.0
+        n = math.prod(la.weight_shape) + math.prod(la.bias_shape)
+        parts.append(torch.full((n,), float(factor)))
+    return torch.cat(parts)
+
+
 def checkpoint_steps(runs: Sequence[InrRunSpec], epochs: int, checkpoints: Sequence[int]
                      ) -> np.ndarray:
     """Step after which each checkpoint of each run is taken: (K, N) integers."""
@@ -77,13 +96,19 @@ def train_inr_group(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[int], None] | None = None,
 ) -> GroupResult:
-    """Fit `runs` (one architecture) together; weights and losses at each checkpoint (epochs;
-    0 is before training; none is allowed, e.g. to time training alone).
+    """Fit `runs` (one stored architecture `arch`, one omega_0) together; the stored weights
+    (omega_0 folded in, module docstring) and losses at each checkpoint (epochs; 0 is before
+    training; none is allowed, e.g. to time training alone).
 
     `on_epoch(n)` is called once per zoo epoch (a tenth of the steps with 10 epochs, counted
     on the longest run) with the number of networks, for progress bars.
     """
     device = torch.device(device)
+    omegas = {r.omega_0 for r in runs}
+    if len(omegas) != 1:
+        raise ValueError(f"one group trains one omega_0, got {sorted(omegas)}")
+    net = siren_with_omega(arch, omegas.pop())  # the SIREN as trained
+    scale = omega_scale(arch, net.layers[0].omega_0).numpy()  # (P,) trained -> stored
     keep = sorted(set(checkpoints))
     if keep and (keep[0] < 0 or keep[-1] > epochs):
         raise ValueError(f"checkpoints {keep} must lie within epochs 0..{epochs}")
@@ -94,7 +119,7 @@ def train_inr_group(
                for split, x in x_cpu.items()}
     y_train = torch.stack(targets["train"]).to(device)  # (N, n_train, 1)
     x_train = x_cpu["train"].to(device)
-    flat = torch.stack([siren_init(arch, torch.Generator().manual_seed(r.seed)) for r in runs])
+    flat = torch.stack([siren_init(net, torch.Generator().manual_seed(r.seed)) for r in runs])
     flat = flat.to(device).requires_grad_(True)
     lr = torch.tensor([r.learning_rate for r in runs], device=device)[:, None]
     last = torch.tensor([r.steps for r in runs], device=device)[:, None]
@@ -106,10 +131,10 @@ def train_inr_group(
     b1, b2 = ADAM_BETAS
     for t in range(longest + 1):
         for slot, j in zip(*np.nonzero(at == t), strict=True):
-            flats[slot, j] = flat[j].detach().cpu().numpy()
+            flats[slot, j] = flat[j].detach().cpu().numpy() * scale
         if t == longest:
             break
-        pred = predict_all(arch, flat, x_train)  # (N, n_train, 1)
+        pred = predict_all(net, flat, x_train)  # (N, n_train, 1)
         loss = ((pred - y_train) ** 2).mean(dim=(1, 2)).sum()  # each network's own MSE
         (g,) = torch.autograd.grad(loss, flat)
         with torch.no_grad():
@@ -129,4 +154,4 @@ def train_inr_group(
                 for split, x in x_cpu.items():
                     pred = functional_forward(arch, params, x, "sine")
                     metrics[f"{split}_loss"][slot, j] = fit_mse(pred, targets[split][j])
-    return GroupResult(flats, metrics, flat.detach().cpu().numpy())
+    return GroupResult(flats, metrics, flat.detach().cpu().numpy() * scale)

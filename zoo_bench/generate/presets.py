@@ -73,8 +73,10 @@ class ZooConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (hashed by `sha256`); the search space as `SearchSpace.to_dict`."""
-        space = self.space.to_dict()
+        """Plain data (hashed by `sha256`); the search space as `SearchSpace.to_dict`, with every
+        `inr_*` field kept for an INR family (so a zoo made with other inr defaults, or before
+        omega_0 was folded into the stored weights, never passes for this configuration)."""
+        space = self.space.to_dict(keep=("inr_",) if self.family in INR_FAMILIES else ())
         return {**asdict(self), "checkpoints": list(self.checkpoints), "space": space}
 
     @classmethod
