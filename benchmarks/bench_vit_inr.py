@@ -28,6 +28,7 @@ from machine import describe
 from torch import nn
 
 from zoo_bench.arch import Architecture, functional_forward
+from zoo_bench.families import siren_with_omega
 from zoo_bench.generate.datasets import load_dataset, load_signal
 from zoo_bench.generate.hyper import InrRunSpec, RunSpec, sample_runs
 from zoo_bench.generate.inr import sine_wave, siren_init, train_inr_group
@@ -66,11 +67,13 @@ def plain_vit(runs: list[RunSpec], data, epochs: int, batch_size: int) -> None:
 
 
 def plain_inr(runs: list[InrRunSpec], signal) -> None:
-    """One SIREN after another, each with its own module and torch.optim.Adam."""
+    """One SIREN after another (as trained: the run's omega_0), each with its own module and
+    torch.optim.Adam."""
     x = torch.from_numpy(signal.x_train.copy())
     for run in runs:
         target = sine_wave(x, run.frequency, run.phase)
-        net = FlatNet(run.arch, siren_init(run.arch, torch.Generator().manual_seed(run.seed)),
+        trained = siren_with_omega(run.arch, run.omega_0)
+        net = FlatNet(trained, siren_init(trained, torch.Generator().manual_seed(run.seed)),
                       "sine", 0.0)
         opt = torch.optim.Adam(net.parameters(), lr=run.learning_rate)
         for _ in range(run.steps):
@@ -123,8 +126,9 @@ def main() -> None:
           f"speed-up {pw / bw:.1f}x")
 
     signal = load_signal("sines")
-    arch = sample_runs(1, "inr", "sines", 0, 1, 0)[0].arch
-    inr_runs = [dataclasses.replace(r, arch=arch, steps=args.steps)
+    first_inr = sample_runs(1, "inr", "sines", 0, 1, 0)[0]
+    arch = first_inr.arch
+    inr_runs = [dataclasses.replace(r, arch=arch, steps=args.steps, omega_0=first_inr.omega_0)
                 for r in sample_runs(args.nets, "inr", "sines", 0, 1, 0)]
     bw, pw = median_ab(
         lambda: train_inr_group(arch, inr_runs, signal, 1, []),
