@@ -52,9 +52,9 @@ class SearchSpace:
     vit_widths: tuple[int, ...] = (8, 12, 16)
     vit_heads: tuple[int, ...] = (1, 2)
     # inr: SIREN shape, omega_0 and Adam's learning rate (log-uniform) and full-batch steps.
-    # Ranges where the fits succeed (2 % of 300 sampled runs end with test MSE above 0.01,
-    # against 43 % with depth 1, learning rates down to 1e-4 and 100 steps): a network that
-    # has not fitted its wave carries no trace of the frequency to predict.
+    # Ranges where the fits succeed (in the 1,000-run inr preset zoo 2 % of the fits end with
+    # test MSE above 0.01, against 41 % with depth 1-3, learning rates from 1e-4 and 100-400
+    # steps): a network that has not fitted its wave carries no trace of its frequency.
     inr_depths: tuple[int, ...] = (2, 3)
     inr_widths: tuple[int, ...] = (8, 16, 32)
     inr_omegas: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
