@@ -71,8 +71,7 @@ def omega_scale(arch: Architecture, omega_0: float) -> torch.Tensor:
     parts = []
     for la in arch.layers:
         factor = omega_0 / la.omega_0 if la.kind == "sine" else 1.0
-        n = math.prod(la.weight_shape) + math.prod(la.bias_shape)
-        parts.append(torch.full((n,), float(factor)))
+        parts.append(torch.full((la.n_params,), float(factor)))
     return torch.cat(parts)
 
 
