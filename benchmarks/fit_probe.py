@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/fit_probe.py ZOO [--method sne] [--suite default] [--seed 0]
         [--set max_steps=2500 --set batch_size=32 ...]
 
-Starts from the suite's budget for the method, applies `--set` overrides, fits on the training
+Starts from the suite's budget for the method, applies `--set` overrides (checked and read as
+`zoo-bench run --set` reads them: TOML values such as `0.01` or `false`), fits on the training
 part and prints fit seconds, epochs and steps run, the selected epoch, its validation Kendall's
 tau and prediction spread (std / the targets' std), and whether the fit converged: the best
 validation tau of the last quarter of the steps no more than `--rise` above the best before it.
@@ -14,7 +15,6 @@ scored, so settings picked with this are not tuned on test.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
@@ -23,20 +23,8 @@ import torch
 
 from zoo_bench.predictor import FitContext
 from zoo_bench.runner import make_predictor
-from zoo_bench.suite import load_suite, present_zoos
+from zoo_bench.suite import load_suite, parse_overrides, present_zoos
 from zoo_bench.tasks import get_task
-
-
-def parse_set(items: list[str]) -> dict:
-    """`key=value` pairs; values read as Python literals where they parse (numbers, bools)."""
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
 
 
 def main() -> None:
@@ -57,7 +45,7 @@ def main() -> None:
     if args.zoo not in zoos:
         raise SystemExit(f"zoo {args.zoo} is not in the cache; generate the suite's zoos first")
     cell = get_task("standard").cells({args.zoo: zoos[args.zoo]}, args.seed, suite.property)[0]
-    extra = parse_set(args.set)
+    extra = parse_overrides(args.set, [args.method]).get(args.method, {})
     predictor, budget = make_predictor(args.method, {**suite.budget(args.method), **extra})
     start = time.perf_counter()
     predictor.fit(cell.train, cell.val, cell.property,
