@@ -23,6 +23,7 @@ import torch
 
 from zoo_bench.predictor import FitContext
 from zoo_bench.runner import make_predictor
+from zoo_bench.spec import SuiteError
 from zoo_bench.suite import load_suite, parse_overrides, present_zoos
 from zoo_bench.tasks import get_task
 
@@ -45,7 +46,10 @@ def main() -> None:
     if args.zoo not in zoos:
         raise SystemExit(f"zoo {args.zoo} is not in the cache; generate the suite's zoos first")
     cell = get_task("standard").cells({args.zoo: zoos[args.zoo]}, args.seed, suite.property)[0]
-    extra = parse_overrides(args.set, [args.method]).get(args.method, {})
+    try:
+        extra = parse_overrides(args.set, [args.method]).get(args.method, {})
+    except SuiteError as e:
+        raise SystemExit(f"fit_probe: {e}") from None
     predictor, budget = make_predictor(args.method, {**suite.budget(args.method), **extra})
     start = time.perf_counter()
     predictor.fit(cell.train, cell.val, cell.property,
