@@ -24,7 +24,7 @@ import torch
 from zoo_bench.predictor import FitContext
 from zoo_bench.runner import make_predictor
 from zoo_bench.spec import SuiteError
-from zoo_bench.suite import load_suite, parse_overrides, present_zoos
+from zoo_bench.suite import load_suite, method_budget, parse_overrides, present_zoos
 from zoo_bench.tasks import get_task
 
 
@@ -50,7 +50,7 @@ def main() -> None:
         extra = parse_overrides(args.set, [args.method]).get(args.method, {})
     except SuiteError as e:
         raise SystemExit(f"fit_probe: {e}") from None
-    predictor, budget = make_predictor(args.method, {**suite.budget(args.method), **extra})
+    predictor, budget = make_predictor(args.method, method_budget(suite, args.method, extra))
     start = time.perf_counter()
     predictor.fit(cell.train, cell.val, cell.property,
                   FitContext(seed=args.seed, device="cpu", budget=budget, progress=False))
