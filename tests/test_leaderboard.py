@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import os
 import re
@@ -274,12 +275,13 @@ def test_a_catalog_suite_without_its_zoos_takes_their_pairs_from_the_rows(tmp_pa
 
 def store_row(results: Path, method: str, task: str, source: str, target: str, seed: int,
               status: str = STATUS_OK, tau: float | None = 0.5, variant: str = "",
-              source_sha: str = "s1", target_sha: str = "s1", stamp=None) -> None:
+              source_sha: str = "s1", target_sha: str = "s1", stamp=None,
+              budget: str | None = None) -> None:
     key = CellKey(method, task, source, target, seed, "test_accuracy", variant)
     write_cell(results, new_row(key, status=status,
                                 kendall_tau=tau if status == STATUS_OK else None,
                                 timestamp=stamp or now(), source_sha256=source_sha,
-                                target_sha256=target_sha))
+                                target_sha256=target_sha, budget=budget))
 
 
 def test_every_method_with_rows_is_shown_with_its_seeds(results):
@@ -346,6 +348,28 @@ def test_rows_of_another_zoo_version_are_left_out_and_the_versions_named(tmp_pat
     current = build_leaderboard(read_cells(tmp_path), exp, {"z1": "v1" * 32})
     assert current.entry("a", "standard").state == COMPLETE
     assert current.entry("b", "standard").state == INCOMPLETE
+
+
+def test_rows_made_with_another_budget_are_left_out_never_mixed_with_current_ones(tmp_path):
+    from zoo_bench.results import MethodConfig
+
+    now_budget = MethodConfig({"max_steps": 1500}, "{}", "1")
+    store_row(tmp_path, "sne", "standard", "z1", "z1", 0, tau=0.7, budget='{"max_steps": 1500}')
+    store_row(tmp_path, "sne", "standard", "z1", "z1", 1, tau=0.5, budget='{"max_steps": 1000}')
+    store_row(tmp_path, "sne", "standard", "z1", "z1", 1, tau=0.9, variant="lr=0.1",
+              budget='{"lr": 0.1, "max_steps": 1000}')  # a variant is judged by its own label
+    exp = Expected("test_accuracy", ("sne",), ("standard",), (0, 1),
+                   {"standard": frozenset({("z1", "z1")})})
+    lb = build_leaderboard(read_cells(tmp_path), exp, current_configs={"sne": now_budget})
+    assert lb.stale == 1 and lb.seeds_text("sne") == "0"
+    assert lb.entry("sne", "standard").text() == "incomplete (1/2)"
+    assert lb.entry("sne[lr=0.1]", "standard").per_seed == {}  # seed 0 missing: incomplete
+    assert "1 stored rows made with another budget" in to_markdown(lb)
+    seed0 = build_leaderboard(read_cells(tmp_path), dataclasses.replace(exp, seeds=(0,)),
+                              current_configs={"sne": now_budget})
+    assert seed0.entry("sne", "standard").mean == pytest.approx(0.7)
+    unchecked = build_leaderboard(read_cells(tmp_path), exp)
+    assert unchecked.stale == 0 and unchecked.entry("sne", "standard").state == COMPLETE
 
 
 def test_leaderboard_command_takes_seeds_and_shows_every_method(results, tmp_path):

@@ -19,8 +19,8 @@ from zoo_bench import provenance
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.predictor import Predictor, register_predictor
-from zoo_bench.results import cell_path, read_cells, read_predictions
-from zoo_bench.runner import expected_cells, make_predictor, plan_jobs, run_jobs
+from zoo_bench.results import cell_path, config_mismatch, read_cells, read_predictions
+from zoo_bench.runner import expected_cells, make_predictor, method_config, plan_jobs, run_jobs
 
 HERE = Path(__file__).resolve().parent
 FITS: list[tuple[str, int]] = []
@@ -270,6 +270,10 @@ def test_resume_recomputes_after_a_hyperparameter_or_code_version_change(zoos, t
     assert len(changed.stale) == 6 and len(changed.computed) == 6
     kept = run(jobs, results, budgets={"fake-mean": {"scale": 3.0}})
     assert len(kept.skipped) == 6
+    rows = read_cells(results).to_dict("records")  # what the leaderboard checks rows against
+    assert {config_mismatch(r, method_config("fake-mean", {"scale": 3.0})) for r in rows} == {""}
+    assert {config_mismatch(r, method_config("fake-mean", {})) for r in rows} == {
+        "hyperparameters changed"}
     MeanWeight.version = "2"
     try:
         bumped = run(jobs, results, budgets={"fake-mean": {"scale": 3.0}})

@@ -18,6 +18,8 @@ that is not significant (`zoo_bench.stats.paired_comparison` over the seeds).
 Zoo versions: a cell's row names the sha256 of its source and target zoos. For each zoo one
 version is shown (the current zoo's when given, else the one of the newest row); rows made on
 another version of a zoo are left out (they score other networks) and counted in the notes.
+Likewise, given each method's current configuration, rows made with another budget,
+hyperparameters or code version (stale cells) are left out and counted.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo_bench.errors import ZooBenchError
-from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, method_label
+from zoo_bench.results import (
+    STATUS_NOT_APPLICABLE,
+    STATUS_OK,
+    MethodConfig,
+    config_mismatch,
+    method_label,
+)
 from zoo_bench.spec import Expected
 from zoo_bench.stats import aggregate, paired_comparison
 
@@ -154,6 +162,7 @@ class Leaderboard:
     seeds: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
     left_out: int = 0
+    stale: int = 0
 
     def entry(self, method: str, task: str) -> Entry:
         return self.entries[(method, task)]
@@ -253,11 +262,15 @@ def _compute_seconds(rows: pd.DataFrame) -> float:
 
 
 def build_leaderboard(rows: pd.DataFrame, expected: Expected,
-                      current_versions: Mapping[str, str] | None = None) -> Leaderboard:
+                      current_versions: Mapping[str, str] | None = None,
+                      current_configs: Mapping[str, MethodConfig] | None = None) -> Leaderboard:
     """Score every method with rows (and every method `expected` lists) on its tasks.
 
     `current_versions` (zoo name -> manifest sha256, e.g. of the zoos in the cache) picks the
     zoo versions shown; without it, each zoo's newest version among the rows.
+    `current_configs` (method -> its configuration on the suite now): a method's rows without
+    overrides made with another budget, hyperparameters or code version are left out (stale:
+    `zoo-bench run` would recompute them), so old and new settings never mix in one mean.
     """
     rows = rows.copy()
     if "variant" not in rows:
@@ -270,6 +283,14 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         for task, s, t in zip(wanted["task"], wanted["source"], wanted["target"], strict=True)
     ]
     wanted = wanted[pd.Series(in_pairs, index=wanted.index, dtype=bool)]
+    configs = current_configs or {}
+    fresh = [
+        not (m in configs and not v and config_mismatch(r, configs[m]))
+        for m, v, r in zip(wanted["method"], wanted["variant"].fillna(""),
+                           wanted.to_dict("records"), strict=True)
+    ]
+    stale = len(wanted) - sum(fresh)
+    wanted = wanted[pd.Series(fresh, index=wanted.index, dtype=bool)]
     versions = zoo_versions(wanted, current_versions)
     same = [
         versions.get(s) in (None, a) and versions.get(t) in (None, b)
@@ -289,7 +310,7 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         _rank([entries[(m, task)] for m in methods], COMPLETE)
         _rank([entries[(m, task)] for m in methods], PARTIAL)
     return Leaderboard(expected, entries, _pair_means(kept, expected), kept, methods, seeds,
-                       versions, len(wanted) - len(current))
+                       versions, len(wanted) - len(current), stale)
 
 
 def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> Entry:
@@ -351,6 +372,12 @@ def notes(lb: Leaderboard) -> list[str]:
             + ", ".join(f"{z} {sha[:12]}" for z, sha in sorted(lb.versions.items())) + "."
             + (f" {lb.left_out} stored rows made on other versions of these zoos are left out."
                if lb.left_out else "")
+        )
+    if lb.stale:
+        out.append(
+            f"{lb.stale} stored rows made with another budget, hyperparameters or code version "
+            "than the suite now gives their method are left out (stale: `zoo-bench run` "
+            "recomputes them)."
         )
     if lb.expected.inferred:
         out.append(

@@ -28,7 +28,8 @@ import pandas as pd
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
-from zoo_bench.runner import Job, MethodConfig, RunReport, _Runner, fit_threads
+from zoo_bench.results import MethodConfig
+from zoo_bench.runner import Job, RunReport, _Runner, fit_threads
 from zoo_bench.store import Zoo
 
 INSTALL_HINT = "pip install 'zoo-bench[ray]'"

@@ -166,6 +166,33 @@ def method_label(method: str, variant: str | None) -> str:
     return f"{method}[{variant}]" if variant else method
 
 
+@dataclass(frozen=True)
+class MethodConfig:
+    """What one (method, overrides) runs with: budget table, hyperparameters, code version."""
+
+    budget: dict[str, Any]
+    hparams: str
+    version: str
+
+
+def config_mismatch(row: Mapping[str, Any], config: MethodConfig) -> str:
+    """Why a stored row was not made with this configuration ("" when it was): another code
+    version, other hyperparameters or another budget table."""
+    def text(name: str) -> str | None:  # read tables give None or NaN for an unset column
+        value = row.get(name)
+        return value if isinstance(value, str) and value else None
+
+    stored_version = text("method_version") or "1"
+    if stored_version != config.version:
+        return f"method_version {stored_version!r} != {config.version!r}"
+    hparams = text("hparams")
+    if hparams is not None and json.loads(hparams) != json.loads(config.hparams):
+        return "hyperparameters changed"
+    if json.loads(text("budget") or "{}") != config.budget:
+        return "budget changed"
+    return ""
+
+
 def new_row(key: CellKey, **fields: Any) -> dict[str, Any]:
     """A result row for `key`: every schema column present, unset ones None, `fields` applied."""
     row: dict[str, Any] = dict.fromkeys(ROW_SCHEMA.names)

@@ -42,7 +42,7 @@ from rich.progress import (
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
-from zoo_bench.predictor import Budget, FitContext, Predictor, get_predictor
+from zoo_bench.predictor import Budget, FitContext, Predictor, available_predictors, get_predictor
 from zoo_bench.progress import progress_bar
 from zoo_bench.provenance import RunProvenance, now, peak_cuda_mb, peak_rss_mb, reset_peak_cuda
 from zoo_bench.results import (
@@ -50,6 +50,8 @@ from zoo_bench.results import (
     STATUS_NOT_APPLICABLE,
     STATUS_OK,
     CellKey,
+    MethodConfig,
+    config_mismatch,
     hparams_json,
     new_row,
     stored_row,
@@ -114,15 +116,6 @@ class RunReport:
     errors: dict[CellKey, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class MethodConfig:
-    """What one (method, overrides) runs with: budget table, hyperparameters, code version."""
-
-    budget: dict[str, Any]
-    hparams: str
-    version: str
-
-
 def plan_jobs(
     zoos: Mapping[str, Zoo],
     methods: Sequence[str],
@@ -173,11 +166,22 @@ def _configs(jobs: Sequence[Job], budgets: Mapping[str, Mapping[str, Any]] | Non
             base = dict(budgets[DEFAULT_BUDGET])
         else:
             base = method_budget(suite, method)
-        table = {**base, **(json.loads(overrides) if overrides else {})}
-        predictor, _ = make_predictor(method, table)
-        out[(method, overrides)] = MethodConfig(table, hparams_json(predictor.hparams()),
-                                                method_version(method))
+        out[(method, overrides)] = method_config(
+            method, {**base, **(json.loads(overrides) if overrides else {})})
     return out
+
+
+def method_config(method: str, table: Mapping[str, Any]) -> MethodConfig:
+    """What the method runs with under this budget table (bad hyperparameters fail here)."""
+    predictor, _ = make_predictor(method, table)
+    return MethodConfig(dict(table), hparams_json(predictor.hparams()), method_version(method))
+
+
+def suite_configs(suite: Suite, methods: Iterable[str]) -> dict[str, MethodConfig]:
+    """Each method's configuration on the suite without overrides, for the methods installed
+    (a stored row of one that is not cannot be checked, so it has no entry)."""
+    usable = available_predictors()
+    return {m: method_config(m, method_budget(suite, m)) for m in methods if m in usable}
 
 
 def stale_reason(job: Job, row: Mapping[str, Any], config: MethodConfig) -> str:
@@ -189,19 +193,13 @@ def stale_reason(job: Job, row: Mapping[str, Any], config: MethodConfig) -> str:
         "split_sha256_train": c.train_sha256, "split_sha256_val": c.val_sha256,
         "split_sha256_test": c.test_sha256,
         "task_version": get_task(c.task).version,
-        "method_version": config.version,
     }
     stored = {**row}
     stored["task_version"] = 1 if row.get("task_version") is None else row["task_version"]
-    stored["method_version"] = row.get("method_version") or "1"
     for name, value in now_values.items():
         if stored.get(name) != value:
             return f"{name} {stored.get(name)!r} != {value!r}"
-    if row.get("hparams") is not None and json.loads(row["hparams"]) != json.loads(config.hparams):
-        return "hyperparameters changed"
-    if json.loads(row.get("budget") or "{}") != config.budget:
-        return "budget changed"
-    return ""
+    return config_mismatch(row, config)
 
 
 def _todo(jobs: Sequence[Job], results: Path, overwrite: str, report: RunReport,

@@ -102,7 +102,7 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
     from zoo_bench.evaluator import Evaluator
     from zoo_bench.leaderboard import build_leaderboard, rich_table
     from zoo_bench.results import read_cells
-    from zoo_bench.runner import expected_cells, run_jobs, suite_jobs
+    from zoo_bench.runner import expected_cells, run_jobs, suite_configs, suite_jobs
     from zoo_bench.suite import load_suite, parse_overrides
     from zoo_bench.tasks import get_task
 
@@ -134,7 +134,9 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
         )
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
-    summary = build_leaderboard(read_cells(results), expected_cells(jobs, suite.name))
+    rows = read_cells(results)
+    summary = build_leaderboard(rows, expected_cells(jobs, suite.name),
+                                current_configs=suite_configs(suite, set(rows["method"])))
     console.print(rich_table(summary))
     stale = f" ({len(report.stale)} of them stale: other zoos, hyperparameters or versions)" \
         if report.stale else ""
@@ -193,6 +195,7 @@ def leaderboard(results: Path | None, suite_name: str | None, suite_file: Path |
     from zoo_bench.leaderboard import build_leaderboard, expected_from_rows, rich_table
     from zoo_bench.report_html import write_outputs
     from zoo_bench.results import read_cells
+    from zoo_bench.runner import suite_configs
     from zoo_bench.suite import current_versions, expected_for_suite
 
     console = Console()
@@ -207,13 +210,14 @@ def leaderboard(results: Path | None, suite_name: str | None, suite_file: Path |
         suite = _suite_of(list(rows["suite"].dropna()), suite_name, suite_file)
         if suite is None:
             expected = expected_from_rows(rows, prop, seeds=chosen_seeds)
-            versions = None
+            versions, configs = None, None
         else:
             expected = expected_for_suite(suite, rows, chosen_seeds)
             if prop is not None:
                 expected = dataclasses.replace(expected, property=prop)
             versions = current_versions(suite)
-        lb = build_leaderboard(rows, expected, versions)
+            configs = suite_configs(suite, set(rows["method"]))
+        lb = build_leaderboard(rows, expected, versions, configs)
         paths = write_outputs(lb, out or results)
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
