@@ -283,14 +283,9 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         for task, s, t in zip(wanted["task"], wanted["source"], wanted["target"], strict=True)
     ]
     wanted = wanted[pd.Series(in_pairs, index=wanted.index, dtype=bool)]
-    configs = current_configs or {}
-    fresh = [
-        not (m in configs and not v and config_mismatch(r, configs[m]))
-        for m, v, r in zip(wanted["method"], wanted["variant"].fillna(""),
-                           wanted.to_dict("records"), strict=True)
-    ]
-    stale = len(wanted) - sum(fresh)
-    wanted = wanted[pd.Series(fresh, index=wanted.index, dtype=bool)]
+    fresh = ~_stale(wanted, current_configs or {})
+    stale = int((~fresh).sum())
+    wanted = wanted[fresh]
     versions = zoo_versions(wanted, current_versions)
     same = [
         versions.get(s) in (None, a) and versions.get(t) in (None, b)
@@ -311,6 +306,24 @@ def build_leaderboard(rows: pd.DataFrame, expected: Expected,
         _rank([entries[(m, task)] for m in methods], PARTIAL)
     return Leaderboard(expected, entries, _pair_means(kept, expected), kept, methods, seeds,
                        versions, len(wanted) - len(current), stale)
+
+
+def _stale(rows: pd.DataFrame, configs: Mapping[str, MethodConfig]) -> pd.Series:
+    """True for each row without overrides that its method's configuration would not make now;
+    judged once per distinct stored (method, version, hyperparameters, budget)."""
+    keys = ["method", "method_version", "hparams", "budget"]
+    verdicts: dict[tuple[str, ...], bool] = {}
+    flags = []
+    for row, variant in zip(rows[keys].to_dict("records"), rows["variant"].fillna(""),
+                            strict=True):
+        if variant or row["method"] not in configs:
+            flags.append(False)
+            continue
+        key = tuple(str(v) for v in row.values())
+        if key not in verdicts:
+            verdicts[key] = bool(config_mismatch(row, configs[row["method"]]))
+        flags.append(verdicts[key])
+    return pd.Series(flags, index=rows.index, dtype=bool)
 
 
 def _entry(method: str, task: str, rows: pd.DataFrame, expected: Expected) -> Entry:
