@@ -183,6 +183,26 @@ def test_transfer_only_view_averages_the_off_diagonal_pairs(results):
     assert "## Transfer only" in to_markdown(lb)
 
 
+def test_family_view_scores_each_source_to_target_family_direction(results):
+    # z1 is a CNN zoo, z2 and z3 ViT zoos: cross holds cnn -> vit (z1 -> z2, z1 -> z3) and
+    # vit -> cnn (z2 -> z1); the standard task's diagonal never crosses families
+    lb = build_leaderboard(read_cells(results),
+                           expected(families={"z1": "cnn", "z2": "vit", "z3": "vit"}))
+    header, rows = lb.family_rows()
+    assert header == ["method", "cnn -> vit (cross, 2 pairs)", "vit -> cnn (cross, 1 pair)"]
+    by_method = {r[0]: r[1:] for r in rows}
+    per_seed = [np.mean([tau_of("a", "cross", "z1", t, seed) for t in ("z2", "z3")])
+                for seed in SEEDS]
+    assert by_method["a"][0] == (f"{np.mean(per_seed):.3f} \u00b1 "
+                                 f"{np.std(per_seed, ddof=1):.3f} (#1)")
+    assert by_method["c"][1] == "incomplete (4/5)"  # its missing cell is z2 -> z1, seed 3
+    assert by_method["c"][0].endswith(")")  # ... while its cnn -> vit cells are all there
+    assert by_method["d"] == ["n/a", "n/a"]
+    assert "## Between architecture families" in to_markdown(lb)
+    unknown = build_leaderboard(read_cells(results), expected())  # no families given
+    assert unknown.family_rows() == ([], [])
+
+
 def test_html_is_self_contained_with_figures(results, tmp_path):
     lb = build_leaderboard(read_cells(results), expected())
     paths = write_outputs(lb, tmp_path / "out")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -224,6 +224,38 @@ class Leaderboard:
             for t in tasks
         ]
         return header, rows
+
+    def family_rows(self) -> tuple[list[str], list[list[str]]]:
+        """Header and rows of the view between architecture families (e.g. CNN -> ViT): each
+        task's pairs whose source and target families differ, grouped by (source family,
+        target family); per method and group, each seed's mean tau over the group's pairs,
+        then mean ± std over seeds, ranked as on the board. Empty when no pair crosses
+        families or the families are unknown."""
+        fam = self.expected.families
+        groups: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        for t in self.expected.tasks:
+            for s, g in self.expected.pairs.get(t, ()):
+                if s in fam and g in fam and fam[s] != fam[g]:
+                    groups.setdefault((t, fam[s], fam[g]), set()).add((s, g))
+        if not groups:
+            return [], []
+        columns = []
+        for t, sf, tf in sorted(groups):
+            want = groups[(t, sf, tf)]
+            sub = replace(self.expected, pairs={t: frozenset(want)})
+            in_group = [(s, g) in want for s, g in
+                        zip(self.rows["source"], self.rows["target"], strict=True)]
+            rows = self.rows[pd.Series(in_group, index=self.rows.index, dtype=bool)
+                             & (self.rows["task"] == t)]
+            entries = [_entry(m, t, rows[rows["label"] == m], sub) for m in self.methods]
+            _rank(entries, COMPLETE)
+            _rank(entries, PARTIAL)
+            n = f"{len(want)} pair" + ("s" if len(want) > 1 else "")
+            columns.append((f"{sf} -> {tf} ({t}, {n})", entries))
+        header = ["method"] + [name for name, _ in columns]
+        rows_out = [[m] + [entries[i].text() for _, entries in columns]
+                    for i, m in enumerate(self.methods)]
+        return header, rows_out
 
     def pair_rows(self) -> list[list[Any]]:
         """Per (method, task, source, target): tau mean and std over seeds, seeds stored."""
@@ -435,6 +467,9 @@ def to_markdown(lb: Leaderboard) -> str:
     header, transfer = lb.transfer_rows()
     if len(header) > 1:
         parts += ["## Transfer only", TRANSFER_NOTE, _md_table(header, transfer)]
+    header, between = lb.family_rows()
+    if header:
+        parts += ["## Between architecture families", FAMILY_NOTE, _md_table(header, between)]
     parts += ["## Per zoo pair", pairs, "## Provenance", prov]
     return "\n\n".join(parts) + "\n"
 
@@ -442,6 +477,14 @@ def to_markdown(lb: Leaderboard) -> str:
 TRANSFER_NOTE = (
     "Each cross task without its diagonal: the mean Kendall's tau over the (source, target) "
     "pairs with source != target, each pair's tau first averaged over the seeds."
+)
+
+
+FAMILY_NOTE = (
+    "The cross-task pairs whose source and target zoos are of different architecture families, "
+    "one column per (source family -> target family): per seed the mean Kendall's tau over "
+    "the column's pairs (one per dataset), then mean \u00b1 std over the seeds; ranks and "
+    f"{NOT_SIGNIFICANT} as on the board."
 )
 
 

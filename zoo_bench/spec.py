@@ -190,6 +190,7 @@ class Expected:
     pairs: Mapping[str, frozenset[tuple[str, str]]]
     suite: str | None = None
     inferred: bool = False
+    families: Mapping[str, str] = field(default_factory=dict)  # zoo -> architecture family
 
     def n_cells(self, task: str) -> int:
         """Cells one method needs for `task`: its pairs times the seeds."""

@@ -237,5 +237,5 @@ def expected_for_suite(suite: Suite, rows: Any, seeds: Sequence[int] | None = No
     return Expected(
         property=suite.property, methods=suite.methods, tasks=suite.tasks,
         seeds=tuple(seeds) if seeds else suite.seeds, pairs=pairs, suite=suite.name,
-        inferred=bool(unknown),
+        inferred=bool(unknown), families={name: info.family for name, info in infos.items()},
     )
