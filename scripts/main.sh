@@ -4,34 +4,83 @@
 # for the default suite): each suite's results live in their own folder, so SUITE=ci never
 # touches the default suite's files.
 #
-# The methods run in parallel lanes, one CPU thread each, so every core of a small machine
-# works: by default the two SNE methods in one lane, the other baselines in the other (each
-# about half of the default suite's fit time); LANES=all runs everything in one process.
-# Every cell is stored as it finishes, so rerunning after Ctrl-C or a crash finishes the rest.
+# The work is one job per (lane, seed): a lane is a group of methods (by default the two SNE
+# methods, and the other baselines), and `WORKERS` one-thread processes (default: as many as
+# lanes) take the jobs in order from a shared queue, so every core works until the last job even
+# when the lanes' costs differ (the arch suite's SNE lane costs 0.6 of the other's per seed).
+# LANES=all runs every method in each job. Every cell is stored as it finishes, so rerunning
+# after Ctrl-C or a crash finishes the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh
 SUITE=${SUITE:-default}
 RESULTS=${RESULTS:-results/$SUITE}
 LANES=${LANES:-"sne,sne_stats statnn,deepsets,mlp,nfn_np,nfn_hnp,nft"}
-# SEEDS (e.g. "0" or "0-2"): only those seeds, so a long suite can be run seed by seed and a
-# partial run is still a complete comparison of every method on the seeds done.
-seeds=()
-[ -n "${SEEDS:-}" ] && seeds=(--seeds "$SEEDS")
+read -ra lanes <<< "$LANES"
+WORKERS=${WORKERS:-${#lanes[@]}}
 ZB=.venv/bin/zoo-bench
 
+# SEEDS (e.g. "0", "0-2" or "0-2,7"): only those seeds, so a long suite can be run seed by seed
+# and a partial run is still a complete comparison of every method on the seeds done.
+seeds=()
+if [ -n "${SEEDS:-}" ]; then
+    IFS=, read -ra parts <<< "${SEEDS// /}"
+    for p in "${parts[@]}"; do
+        if [[ $p == *-* ]]; then seeds+=($(seq "${p%-*}" "${p#*-}")); else seeds+=("$p"); fi
+    done
+else
+    read -ra seeds <<< "$("$ZB" tasks --suite "$SUITE" --list-seeds)"
+fi
+
+jobs=()  # "methods seed", seed by seed, so the first seeds complete first
+for seed in "${seeds[@]}"; do
+    for methods in "${lanes[@]}"; do jobs+=("$methods $seed"); done
+done
+queue=$(mktemp -d)
+run_job() {  # methods seed [--quiet]
+    OMP_NUM_THREADS=1 "$ZB" run --suite "$SUITE" --method "$1" --task all --results "$RESULTS" \
+        --seeds "$2" "${@:3}"
+}
+worker() {  # claim jobs in order (mkdir is atomic) until none is left
+    local i methods seed t0 ok where
+    for i in "${!jobs[@]}"; do
+        mkdir "$queue/$i" 2>/dev/null || continue
+        read -r methods seed <<< "${jobs[$i]}"
+        t0=$SECONDS
+        ok=1  # the first job draws its progress (zoo generation, fits); the others log to a file
+        if [ "$i" -eq 0 ]; then
+            run_job "$methods" "$seed" || ok=0
+        else
+            run_job "$methods" "$seed" --quiet > "$queue/$i.log" 2>&1 || ok=0
+        fi
+        if [ "$ok" -eq 1 ]; then
+            echo "[$((i + 1))/${#jobs[@]}] seed $seed: $methods done ($((SECONDS - t0)) s)"
+        else
+            where="log: $queue/$i.log"
+            [ "$i" -eq 0 ] && where="output above"
+            echo "[$((i + 1))/${#jobs[@]}] seed $seed: $methods FAILED ($where)" >&2
+            touch "$queue/failed"
+        fi
+    done
+}
+
+echo "$SUITE: ${#jobs[@]} jobs (lanes x seeds ${seeds[*]}) on $WORKERS one-thread workers"
 pids=()
-quiet=()  # the first lane draws the progress bars; the others print their summary at the end
-trap 'kill "${pids[@]}" 2>/dev/null' INT TERM
-for methods in $LANES; do
-    OMP_NUM_THREADS=1 "$ZB" run --suite "$SUITE" --method "$methods" --task all \
-        --results "$RESULTS" "${seeds[@]}" "${quiet[@]}" &
+stop() {  # workers and their running jobs together, so no worker starts another job
+    local kids
+    kids=$(for pid in "${pids[@]}"; do pgrep -P "$pid" || true; done)
+    kill "${pids[@]}" $kids 2>/dev/null || true
+    exit 130
+}
+trap stop INT TERM
+for _ in $(seq "$WORKERS"); do
+    worker &
     pids+=($!)
-    quiet=(--quiet)
 done
-status=0
-for pid in "${pids[@]}"; do
-    wait "$pid" || status=$?
-done
-[ "$status" -eq 0 ] || { echo "a lane failed (exit $status); rerun to finish the missing cells" >&2; exit "$status"; }
+wait "${pids[@]}"
+if [ -e "$queue/failed" ]; then
+    echo "a job failed (logs in $queue); rerun to finish the missing cells" >&2
+    exit 1
+fi
+rm -rf "$queue"
 "$ZB" leaderboard --suite "$SUITE" --results "$RESULTS" --out "$RESULTS"

@@ -306,6 +306,16 @@ def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
     assert table_row(cells, "cross_arch")[1:] == ["2", "6"]  # one family: only the diagonal
 
 
+def test_tasks_command_lists_a_suites_seeds_for_scripts(tmp_path):
+    path = write_toml(tmp_path)
+    result = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--suite-file", str(path),
+                                       "--list-seeds"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "0 1 2\n"  # the toy suite's `seeds = [0, 1, 2]`
+    bare = CliRunner().invoke(main, ["tasks", "--list-seeds"])
+    assert bare.exit_code != 0 and "needs --suite" in bare.output
+
+
 def test_tasks_command_rejects_an_unknown_suite(tmp_path):
     result = CliRunner().invoke(main, ["tasks", "--suite", "nope", "--suite-file",
                                        str(write_toml(tmp_path))])

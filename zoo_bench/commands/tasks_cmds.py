@@ -15,7 +15,10 @@ from zoo_bench.errors import ZooBenchError
 @click.option("--suite", "suite_name", default=None, help="Also show this suite's zoos and cells.")
 @SUITE_FILE_OPTION
 @click.option("--contract", is_flag=True, help="Print the evaluator's input/output contract.")
-def tasks(suite_name: str | None, suite_file: Path | None, contract: bool) -> None:
+@click.option("--list-seeds", is_flag=True,
+              help="Print only the suite's seeds, space separated (for scripts).")
+def tasks(suite_name: str | None, suite_file: Path | None, contract: bool,
+          list_seeds: bool) -> None:
     """List the benchmark tasks; with --suite, the suite's zoos (with sizes) and cell counts."""
     from rich.console import Console
     from rich.markup import escape
@@ -33,6 +36,11 @@ def tasks(suite_name: str | None, suite_file: Path | None, contract: bool) -> No
         suite = load_suite(suite_name, suite_file) if suite_name is not None else None
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
+    if list_seeds:
+        if suite is None:
+            raise click.UsageError("--list-seeds needs --suite (or --suite-file)")
+        click.echo(" ".join(str(s) for s in suite.seeds))
+        return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title="Tasks", title_justify="left")
     table.add_column("task")
