@@ -59,7 +59,7 @@ def test_main_writes_into_the_suites_own_folder(tmp_path, suite, folder):
     stub_checkout(tmp_path)
     run_main(tmp_path, **({"SUITE": suite} if suite else {})).check_returncode()
     runs = calls(tmp_path, "run ")
-    assert len(runs) == 4  # two lanes x the suite's two seeds
+    assert len(runs) == 16  # 8 methods, one job each, x the suite's two seeds
     assert all(f"--results {folder}" in c for c in runs), runs
     assert calls(tmp_path, "leaderboard ") == [
         f"leaderboard --suite {suite or 'default'} --results {folder} --out {folder}"]
