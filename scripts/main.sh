@@ -23,15 +23,10 @@ ZB=.venv/bin/zoo-bench
 
 # SEEDS (e.g. "0", "0-2" or "0-2,7"): only those seeds, so a long suite can be run seed by seed
 # and a partial run is still a complete comparison of every method on the seeds done.
-seeds=()
-if [ -n "${SEEDS:-}" ]; then
-    IFS=, read -ra parts <<< "${SEEDS// /}"
-    for p in "${parts[@]}"; do
-        if [[ $p == *-* ]]; then seeds+=($(seq "${p%-*}" "${p#*-}")); else seeds+=("$p"); fi
-    done
-else
-    read -ra seeds <<< "$("$ZB" tasks --suite "$SUITE" --list-seeds)"
-fi
+seed_args=()
+[ -n "${SEEDS:-}" ] && seed_args=(--seeds "$SEEDS")
+seed_list=$("$ZB" tasks --suite "$SUITE" --list-seeds "${seed_args[@]}")  # exits on a bad SEEDS
+read -ra seeds <<< "$seed_list"
 
 jobs=()  # "methods seed", seed by seed, so the first seeds complete first
 for seed in "${seeds[@]}"; do

@@ -1,7 +1,7 @@
 """scripts/main.sh writes each suite to results/<suite>/ (`SUITE=ci` never touches the default
 suite's files) and runs one job per (lane, seed) from a shared queue. Run on a copy whose env.sh
-and zoo-bench are stand-ins that record their calls (the suite's seeds are 0 and 1; a run whose
-methods include `broken` fails)."""
+and zoo-bench are stand-ins that record their calls (`tasks --list-seeds` answers 0 1, or 3 7
+when given --seeds and fails on `--seeds bad`; a run whose methods include `broken` fails)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ from conftest import HANG_SECONDS
 MAIN = Path(__file__).resolve().parents[1] / "scripts" / "main.sh"
 STUB = """#!/usr/bin/env bash
 echo "$@" >> "$(dirname "$0")/../../calls.txt"
-[ "$1" = tasks ] && echo "0 1"
+if [ "$1" = tasks ]; then
+    [[ "$*" == *"--seeds bad"* ]] && exit 2
+    [[ "$*" == *--seeds* ]] && echo "3 7" || echo "0 1"
+fi
 [[ "$*" == *broken* ]] && exit 1
 exit 0
 """
@@ -72,12 +75,18 @@ def test_every_lane_and_seed_runs_exactly_once_whatever_the_worker_count(tmp_pat
         ("a,b", "0"), ("a,b", "1"), ("c", "0"), ("c", "1"), ("d", "0"), ("d", "1")]
 
 
-def test_seeds_restricts_the_jobs_to_those_seeds(tmp_path):
+def test_seeds_restricts_the_jobs_to_the_seeds_zoo_bench_expands(tmp_path):
     stub_checkout(tmp_path)
-    run_main(tmp_path, SEEDS="0-2,7").check_returncode()
-    assert not calls(tmp_path, "tasks ")  # the suite's seeds are not needed
+    run_main(tmp_path, SEEDS="3,7").check_returncode()
+    assert calls(tmp_path, "tasks ") == ["tasks --suite default --list-seeds --seeds 3,7"]
     seeds = sorted({seed for _, seed in jobs(calls(tmp_path, "run "))})
-    assert seeds == ["0", "1", "2", "7"]
+    assert seeds == ["3", "7"]
+
+
+def test_seeds_zoo_bench_rejects_stop_the_run_before_any_job(tmp_path):
+    stub_checkout(tmp_path)
+    assert run_main(tmp_path, SEEDS="bad").returncode != 0
+    assert not calls(tmp_path, "run ") and not calls(tmp_path, "leaderboard ")
 
 
 def test_a_failed_job_fails_the_run_after_the_others_finish(tmp_path):

@@ -312,6 +312,12 @@ def test_tasks_command_lists_a_suites_seeds_for_scripts(tmp_path):
                                        "--list-seeds"])
     assert result.exit_code == 0, result.output
     assert result.output == "0 1 2\n"  # the toy suite's `seeds = [0, 1, 2]`
+    given = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--suite-file", str(path),
+                                      "--list-seeds", "--seeds", "0-2,7,1"])
+    assert given.output == "0 1 2 7\n"  # as `zoo-bench run --seeds` reads them
+    bad = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--suite-file", str(path),
+                                    "--list-seeds", "--seeds", "2-0"])
+    assert bad.exit_code != 0 and "not a seed or a range" in bad.output
     bare = CliRunner().invoke(main, ["tasks", "--list-seeds"])
     assert bare.exit_code != 0 and "needs --suite" in bare.output
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from zoo_bench.commands.run_cmds import SUITE_FILE_OPTION
+from zoo_bench.commands.run_cmds import SUITE_FILE_OPTION, parse_seeds
 from zoo_bench.errors import ZooBenchError
 
 
@@ -16,9 +16,11 @@ from zoo_bench.errors import ZooBenchError
 @SUITE_FILE_OPTION
 @click.option("--contract", is_flag=True, help="Print the evaluator's input/output contract.")
 @click.option("--list-seeds", is_flag=True,
-              help="Print only the suite's seeds, space separated (for scripts).")
+              help="Print only the suite's seeds, space separated (for scripts); with --seeds, "
+                   "those seeds instead, e.g. 0-2,7 -> 0 1 2 7.")
+@click.option("--seeds", "seeds_text", default=None, help="With --list-seeds: seeds to expand.")
 def tasks(suite_name: str | None, suite_file: Path | None, contract: bool,
-          list_seeds: bool) -> None:
+          list_seeds: bool, seeds_text: str | None) -> None:
     """List the benchmark tasks; with --suite, the suite's zoos (with sizes) and cell counts."""
     from rich.console import Console
     from rich.markup import escape
@@ -39,7 +41,8 @@ def tasks(suite_name: str | None, suite_file: Path | None, contract: bool,
     if list_seeds:
         if suite is None:
             raise click.UsageError("--list-seeds needs --suite (or --suite-file)")
-        click.echo(" ".join(str(s) for s in suite.seeds))
+        seeds = parse_seeds(seeds_text) if seeds_text is not None else suite.seeds
+        click.echo(" ".join(str(s) for s in seeds))
         return
     console = Console(highlight=False, soft_wrap=True)
     table = Table(title="Tasks", title_justify="left")
