@@ -19,11 +19,12 @@ HANG_SECONDS = 1800
 
 @pytest.fixture
 def make_zoo(tmp_path):
-    """Factory: a random-weight ctc zoo with `runs` runs x `epochs` checkpoints, opened."""
+    """Factory: a random-weight ctc zoo (`units` hidden channels) with `runs` runs x `epochs`
+    checkpoints, opened."""
 
     def make(runs: int = 6, epochs: tuple[int, ...] = (0, 2), seed: int = 0, name: str = "toy",
-             dataset: str = "toy") -> Zoo:
-        arch = ctc(size=16)
+             dataset: str = "toy", units: int = 16) -> Zoo:
+        arch = ctc(units=units, size=16)
         rng = np.random.default_rng(seed)
         out = tmp_path / name
         with ZooWriter(out, name, [arch], {"kind": "test"}) as w:

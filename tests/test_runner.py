@@ -347,6 +347,34 @@ def test_can_predict_after_the_fit_makes_cells_not_applicable(zoos, tmp_path):
         assert why.endswith(f"of zoo {target!r}")
 
 
+@register_predictor("fake-16-units")
+class SixteenUnits(MeanWeight):
+    """Trains on and reads only ctc nets of 16 hidden channels."""
+
+    def supports(self, arch):
+        return arch.layers[0].weight_shape[0] == 16
+
+
+def test_a_group_whose_targets_are_all_unsupported_is_not_fitted(make_zoo, tmp_path):
+    zoos = {"toy-d1-ctc": make_zoo(runs=15, name="toy-d1-ctc", dataset="d1"),
+            "toy-d2-ctc": make_zoo(runs=15, seed=1, name="toy-d2-ctc", dataset="d2", units=8)}
+    FITS.clear()
+    jobs = plan_jobs(zoos, ["fake-16-units"], ["cross_dataset"], (0,), "test_accuracy")
+    transfer = [j for j in jobs if (j.cell.source, j.cell.target) == ("toy-d1-ctc", "toy-d2-ctc")]
+    run(transfer, tmp_path / "transfer")
+    assert FITS == []  # the only target is declined before the fit: nothing to fit for
+    (why,) = read_cells(tmp_path / "transfer")["error"]
+    assert why == ("not applicable: supports is False for architecture 'ctc' of zoo "
+                   "'toy-d2-ctc'")
+
+    run([j for j in jobs if j.cell.source == "toy-d1-ctc"], tmp_path / "both")
+    assert FITS == [("toy-d1-ctc", 0)]  # one readable target: fitted, the other declined after
+    rows = read_cells(tmp_path / "both").set_index("target")
+    assert rows.loc["toy-d1-ctc", "status"] == "ok"
+    assert rows.loc["toy-d2-ctc", "error"].startswith(
+        "not applicable: the fitted model's can_predict is False")
+
+
 def test_progress_in_a_log_is_plain_lines(zoos, tmp_path):
     import io
 

@@ -111,6 +111,10 @@ def test_extends_inside_one_file_and_cycles(tmp_path):
          "family_runs.ctc must be a positive integer"),
         (('methods = ["statnn"]', 'methods = ["statnn"]\ntargets_only = "ctc"'),
          "targets_only must be a list of architecture family names"),
+        (('methods = ["statnn"]', 'methods = ["statnn"]\npairs_with = ["vit"]'),
+         r"pairs_with names \['vit'\], which \[generate.mine\] do not make"),
+        (('methods = ["statnn"]', 'methods = ["statnn"]\npairs_with = "ctc"'),
+         "pairs_with must be a list of architecture family names"),
     ],
 )
 def test_every_key_is_checked_when_the_file_is_read(tmp_path, change, message):
@@ -171,6 +175,10 @@ def test_a_suite_lists_several_presets_and_any_property_name(tmp_path):
     assert suite.expected_networks("vit", "other") == 5 * 3  # checkpoints 0, 1, 3
     assert suite.expected_networks("ctc", "mine") == 16 * 2
     assert suite.property == "frequency"  # checked against the zoos' columns, not here
+    assert suite.task_options() == {"targets_only": ("vit",)}
+    with_vit = load_spec("both", write(tmp_path, path.read_text().replace(
+        'targets_only = ["vit"]', 'pairs_with = ["vit"]'), "with.toml"))
+    assert with_vit.pairs_with == ("vit",) and with_vit.task_options() == {"pairs_with": ("vit",)}
     bad = path.read_text().replace('targets_only = ["vit"]', 'targets_only = ["vitt"]')
     with pytest.raises(SuiteError, match=r"targets_only names \['vitt'\], which "
                                          r"\[generate.mine\], \[generate.other\] do not make"):

@@ -155,14 +155,21 @@ def test_the_arch_suite_pairs_cnn_and_vit_zoos_and_trains_on_no_test_only_family
                 (f"vit-{d}-vit", f"default-{d}-cnn_small")} <= pairs
     assert not any(infos[s].family in ("cnn_small", "ctc_widths") for s, _ in pairs)
     assert all(infos[s].dataset == infos[t].dataset for s, t in pairs)
+    # every pair has a ViT side: CNN-only pairs are the default suite's, not fitted again here
+    assert all("vit" in (infos[s].family, infos[t].family) for s, t in pairs)
+    assert len(pairs) == 3 * 5  # per dataset: ctc -> vit, vit -> vit, vit -> ctc / cnn_small /
+    # ctc_widths
+    assert set(get_task("standard").scored_pairs(infos, suite.task_options())) == {
+        (f"vit-{d}-vit",) * 2 for d in ("digits", "mnist1d", "shapes")}
     assert suite.expected_networks("vit", "vit") == 1000 * 5
     assert suite.expected_networks("ctc_widths", "default") == 400 * 5
     # arch trains on the default suite's ctc zoos with that suite's budgets; only SNE's are cut
+    # (the nfn family, which fits no arch cell, has none)
     default = load_spec("default", repo_suites_with_new_presets(tmp_path))
     for method in suite.methods:
         if method in ("sne", "sne_stats"):
             assert suite.budget(method)["max_steps"] < default.budget(method)["max_steps"]
-        else:
+        elif not method.startswith("nf"):
             assert suite.budget(method) == default.budget(method), method
 
 

@@ -164,6 +164,20 @@ def test_targets_only_families_are_tested_on_but_never_trained_on(suite_zoos, tm
     assert "t-digits-ctc_widths" in {c.source for c in cells_of("standard", zoos, tmp_path)}
 
 
+def test_pairs_with_keeps_only_pairs_with_a_zoo_of_those_families(suite_zoos, tmp_path):
+    with_cnn_s = {"pairs_with": ("cnn_s",)}
+    arch = {(c.source, c.target)
+            for c in cells_of("cross_arch", suite_zoos, tmp_path, options=with_cnn_s)}
+    assert arch == {(f"t-{d}-{s}", f"t-{d}-{t}") for d in ("digits", "shapes")
+                    for s, t in (("ctc", "cnn_s"), ("cnn_s", "ctc"), ("cnn_s", "cnn_s"))}
+    standard = cells_of("standard", suite_zoos, tmp_path, options=with_cnn_s)
+    assert {c.source for c in standard} == {"t-digits-cnn_s", "t-shapes-cnn_s"}
+    both = {**with_cnn_s, "targets_only": ("ctc",)}
+    assert {(c.source, c.target) for c in cells_of("cross_arch", suite_zoos, tmp_path,
+                                                   options=both)} == {
+        (f"t-{d}-cnn_s", f"t-{d}-{t}") for d in ("digits", "shapes") for t in ("ctc", "cnn_s")}
+
+
 def test_registry_lists_tasks_and_answers_typos():
     assert [t.name for t in list_tasks()][:3] == ["standard", "cross_dataset", "cross_arch"]
     assert all(t.description for t in list_tasks())

@@ -5,8 +5,9 @@ each method the jobs are grouped by the cell's `fit_key` (same source zoo, seed,
 and property): the predictor is fitted once per group, then predicts each target's test split,
 and each cell is scored by the `Evaluator` and written atomically with its predictions
 (`zoo_bench.results`). Cells whose architectures the method does not support (`supports` before
-the fit, `can_predict` after it) are stored as `not_applicable` (the reason in `error`); a cell
-whose fit or prediction raises is stored as `error` (with the message) and the run goes on.
+the fit, `can_predict` after it) are stored as `not_applicable` (the reason in `error`), and a
+group none of whose targets the method supports is not fitted at all; a cell whose fit or
+prediction raises is stored as `error` (with the message) and the run goes on.
 
 Overwrite modes: `only-missing` skips cells stored as ok / not applicable *and still current*
 (a killed run resumes where it stopped; a group with nothing left is not fitted). A stored cell
@@ -344,9 +345,12 @@ class _Runner:
             problem = predictor.fit_problem(train, val)
             reason = _inapplicable(predictor, train, val) or (
                 f"not applicable: {problem}" if problem else None)
-            if reason:
+            # a method that cannot consume any of the group's targets (supports) is not fitted
+            reasons = ({id(j): reason for j in group} if reason
+                       else {id(j): _inapplicable(predictor, j.cell.test) for j in group})
+            if all(reasons.values()):
                 for job in group:
-                    self.finish(job, STATUS_NOT_APPLICABLE, common, error=reason)
+                    self.finish(job, STATUS_NOT_APPLICABLE, common, error=reasons[id(job)])
                 return
             reset_peak_cuda(self.torch_device)
             ctx = FitContext(seed=first.cell.seed, device=self.device, budget=budget,

@@ -6,7 +6,8 @@ names against the registries) and reporting (`zoo_bench.leaderboard`) read what 
 
 File format (see README, "Suites and suite files"):
     [generate.<preset>]        a zoo population `zoo-bench zoo generate --preset` makes
-    [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version
+    [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version,
+                               targets_only, pairs_with
                                (zoos: "generate:<preset>", a list of such presets, or a list
                                of catalog zoo names; property: any numeric zoo column)
     [suites.<name>.budgets.<method>]   max_epochs, max_seconds, num_cpus, num_gpus and
@@ -43,7 +44,7 @@ FILE_NAME = "benchmark.toml"
 GENERATE_PREFIX = "generate:"
 SUITE_KEYS = (
     "zoos", "tasks", "methods", "seeds", "property", "epochs", "budgets", "permutations",
-    "extends", "version", "targets_only",
+    "extends", "version", "targets_only", "pairs_with",
 )
 REQUIRED_SUITE_KEYS = ("zoos", "tasks", "methods", "seeds")
 PRESET_KEYS = (
@@ -104,6 +105,7 @@ class Suite:
     extends: str | None = None
     version: int = 1
     targets_only: tuple[str, ...] = ()
+    pairs_with: tuple[str, ...] = ()
 
     @property
     def preset_names(self) -> tuple[str, ...]:
@@ -169,13 +171,16 @@ class Suite:
         return dict(table)
 
     def task_options(self) -> dict[str, Any]:
-        """Options handed to `Task.cells`: the nfn task's permutation files, and the families
-        whose zoos are only tested on, never trained on (`targets_only`)."""
+        """Options handed to `Task.cells`: the nfn task's permutation files, the families whose
+        zoos are only tested on, never trained on (`targets_only`), and those every scored pair
+        must have a zoo of (`pairs_with`)."""
         options: dict[str, Any] = {}
         if self.permutations:
             options["permutations"] = dict(self.permutations)
         if self.targets_only:
             options["targets_only"] = tuple(self.targets_only)
+        if self.pairs_with:
+            options["pairs_with"] = tuple(self.pairs_with)
         return options
 
 
@@ -376,17 +381,10 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
     version = spec.get("version", 1)
     if type(version) is not int or version < 1:
         raise fail(f"version must be a positive integer, got {version!r}")
-    targets_only = spec.get("targets_only", [])
-    if not (isinstance(targets_only, list) and all(isinstance(f, str) for f in targets_only)):
-        raise fail("targets_only must be a list of architecture family names (zoos of these "
-                   "families are tested on, never trained on)")
-    if generates:
-        made = [f for g in generates.values() for f in g.get("families", [])]
-        unknown = sorted(set(targets_only) - set(made))
-        if unknown:
-            where_made = ", ".join(f"[generate.{p}]" for p in generates)
-            raise fail(f"targets_only names {unknown}, which {where_made} do not make; "
-                       f"their families: {sorted(set(made))}")
+    targets_only = _families(spec, "targets_only", generates, fail,
+                             "zoos of these families are tested on, never trained on")
+    pairs_with = _families(spec, "pairs_with", generates, fail,
+                           "every scored pair has a zoo of one of them as source or target")
     budgets = _budgets(spec.get("budgets", {}), fail)
     perms = spec.get("permutations", {})
     if not isinstance(perms, dict) or not all(isinstance(v, str) for v in perms.values()):
@@ -401,8 +399,25 @@ def _parse(name: str, spec: Mapping[str, Any], presets: Mapping[str, Any], path:
         presets=MappingProxyType({k: MappingProxyType(dict(v)) for k, v in presets.items()}),
         generates=MappingProxyType({p: MappingProxyType(g) for p, g in generates.items()}),
         path=path, extends=spec.get("extends"), version=version,
-        targets_only=tuple(targets_only),
+        targets_only=targets_only, pairs_with=pairs_with,
     )
+
+
+def _families(spec: Mapping[str, Any], key: str, generates: Mapping[str, Any], fail: Any,
+              meaning: str) -> tuple[str, ...]:
+    """A suite key that lists architecture families, checked against the families its presets
+    make (catalog suites: any names)."""
+    families = spec.get(key, [])
+    if not (isinstance(families, list) and all(isinstance(f, str) for f in families)):
+        raise fail(f"{key} must be a list of architecture family names ({meaning})")
+    if generates:
+        made = [f for g in generates.values() for f in g.get("families", [])]
+        unknown = sorted(set(families) - set(made))
+        if unknown:
+            where_made = ", ".join(f"[generate.{p}]" for p in generates)
+            raise fail(f"{key} names {unknown}, which {where_made} do not make; "
+                       f"their families: {sorted(set(made))}")
+    return tuple(families)
 
 
 def _zoos(zoos: Any, presets: Mapping[str, Any], path: Path,

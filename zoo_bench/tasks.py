@@ -115,9 +115,15 @@ class Task(ABC):
         self, infos: Mapping[str, ZooInfo], options: Mapping[str, Any] | None = None
     ) -> list[tuple[str, str]]:
         """`pairs` less those that would train on a zoo of a family the suite marks
-        `targets_only` (e.g. the width-varied ctc zoos, scored only as transfer targets)."""
+        `targets_only` (e.g. the width-varied ctc zoos, scored only as transfer targets) and,
+        where the suite lists `pairs_with` families, those with no zoo of one of them (the arch
+        suite scores only pairs with a ViT zoo; CNN-only pairs are the default suite's)."""
         only = set((options or {}).get("targets_only", ()))
-        return [(s, t) for s, t in self.pairs(infos) if infos[s].family not in only]
+        wanted = set((options or {}).get("pairs_with", ()))
+        return [
+            (s, t) for s, t in self.pairs(infos) if infos[s].family not in only
+            and (not wanted or {infos[s].family, infos[t].family} & wanted)
+        ]
 
     def split(self, zoo: Zoo, seed: int, epochs: str, root: Path | None, options: Mapping) -> Split:
         """The split a cell of this task uses on `zoo` (the standard one unless overridden)."""
