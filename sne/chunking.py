@@ -79,7 +79,7 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     keys = ("net", "depth", "kind", "w", "b", "fan", "units", "bias_len")
-    cols: dict[str, list[int]] = {k: [] for k in keys}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
     buffers, offset, net = [], 0, 0
     device = torch.as_tensor(groups[0][1]).device if groups else torch.device("cpu")
     for arch, flats in groups:
@@ -89,21 +89,17 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
                 f"{arch.name} needs flats of shape (B, {arch.n_params}), got {tuple(flats.shape)}"
             )
         buffers.append(flats.reshape(-1))
-        for _ in range(flats.shape[0]):
-            for depth, (layer, (s, w, _e)) in enumerate(
-                zip(arch.layers, arch.offsets(), strict=True)
-            ):
-                cols["net"].append(net)
-                cols["depth"].append(depth)
-                cols["kind"].append(KIND_IDS[layer.kind])
-                cols["w"].append(offset + s)
-                cols["b"].append(offset + w)
-                cols["fan"].append(int(np.prod(layer.weight_shape[1:])))
-                cols["units"].append(layer.fan_out)
-                cols["bias_len"].append(math.prod(layer.bias_shape) // layer.fan_out)
-            offset += arch.n_params
-            net += 1
-    t = {k: torch.tensor(v, dtype=torch.int64, device=device) for k, v in cols.items()}
+        n, per_layer = flats.shape[0], _layer_columns(arch)  # per_layer[k]: (L,)
+        n_layers = len(arch.layers)
+        nets = torch.arange(net, net + n).repeat_interleave(n_layers)  # (n * L,)
+        starts = offset + torch.arange(n).repeat_interleave(n_layers) * arch.n_params
+        parts["net"].append(nets)
+        for k, column in per_layer.items():
+            parts[k].append(column.repeat(n) + (starts if k in ("w", "b") else 0))
+        offset += n * arch.n_params
+        net += n
+    t = {k: (torch.cat(v) if v else torch.zeros(0, dtype=torch.int64)).to(device)
+         for k, v in parts.items()}
     n_chunks = -(-(t["units"] * (t["fan"] + t["bias_len"])) // chunk_size)
     chunk_start = torch.cat([n_chunks.new_zeros(1), n_chunks.cumsum(0)])
     first_item = torch.searchsorted(t["net"], torch.arange(net + 1, device=device), side="left")
@@ -122,6 +118,22 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
         net_chunk_start=chunk_start[first_item],
         n_networks=net,
     )
+
+
+def _layer_columns(arch: Architecture) -> dict[str, torch.Tensor]:
+    """One network's per-layer columns of `layout` (each (L,) int64; w and b offsets within
+    the network's flat vector)."""
+    cols: dict[str, list[int]] = {k: [] for k in ("depth", "kind", "w", "b", "fan", "units",
+                                                   "bias_len")}
+    for depth, (layer, (s, w, _e)) in enumerate(zip(arch.layers, arch.offsets(), strict=True)):
+        cols["depth"].append(depth)
+        cols["kind"].append(KIND_IDS[layer.kind])
+        cols["w"].append(s)
+        cols["b"].append(w)
+        cols["fan"].append(int(np.prod(layer.weight_shape[1:])))
+        cols["units"].append(layer.fan_out)
+        cols["bias_len"].append(math.prod(layer.bias_shape) // layer.fan_out)
+    return {k: torch.tensor(v, dtype=torch.int64) for k, v in cols.items()}
 
 
 def build_chunks(lay: ChunkLayout, start: int, end: int, pad_value: float = 0.0) -> Chunks:
