@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 bash scripts/env.sh
 SUITE=${SUITE:-default}
 RESULTS=${RESULTS:-results/$SUITE}
-# one method per job, ordered by their cost per seed on the arch suite (idle 2-core VM: deepsets
-# 517 s, sne_stats 495, sne 426, nfn_np 359, nft 250, mlp 215, nfn_hnp 129, statnn 22)
+# one method per job, ordered by their cost per seed (one thread, idle 2-core VM, the arch suite
+# with the CNN-only pairs it once held: deepsets 517 s, sne_stats 495, sne 426, nfn_np 359, nft
+# 250, mlp 215, nfn_hnp 129, statnn 22)
 LANES=${LANES:-"deepsets sne_stats sne nfn_np nft mlp nfn_hnp statnn"}
 read -ra lanes <<< "$LANES"
 WORKERS=${WORKERS:-$(nproc 2>/dev/null || echo 2)}
