@@ -30,7 +30,8 @@ def differences(new: Path, old: Path) -> tuple[int, list[str]]:
     preds_new, preds_old = (read_predictions(p).groupby("cell_key") for p in (new, old))
     found = []
     for row in rows.itertuples(index=False):
-        name = f"{row.method} {row.task} {row.source} -> {row.target} seed {row.seed}"
+        method = f"{row.method}[{row.variant}]" if row.variant else row.method
+        name = f"{method} {row.task} {row.source} -> {row.target} seed {row.seed}"
         if row.cell_key not in before.index:
             found.append(f"{name}: not in {old}")
             continue

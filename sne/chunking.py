@@ -73,13 +73,15 @@ class Chunks:
     item: torch.Tensor  # (n,) global item (layer) of each chunk
 
 
+LAYER_COLUMNS = ("depth", "kind", "w", "b", "fan", "units", "bias_len")  # per layer of a net
+
+
 def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int) -> ChunkLayout:
     """Describe a batch given as (architecture, flats (B_a, P_a)) groups; weights are not copied
     when there is a single group."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    keys = ("net", "depth", "kind", "w", "b", "fan", "units", "bias_len")
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
+    parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("net", *LAYER_COLUMNS)}
     buffers, offset, net = [], 0, 0
     device = torch.as_tensor(groups[0][1]).device if groups else torch.device("cpu")
     for arch, flats in groups:
@@ -123,8 +125,7 @@ def layout(groups: Sequence[tuple[Architecture, torch.Tensor]], chunk_size: int)
 def _layer_columns(arch: Architecture) -> dict[str, torch.Tensor]:
     """One network's per-layer columns of `layout` (each (L,) int64; w and b offsets within
     the network's flat vector)."""
-    cols: dict[str, list[int]] = {k: [] for k in ("depth", "kind", "w", "b", "fan", "units",
-                                                   "bias_len")}
+    cols: dict[str, list[int]] = {k: [] for k in LAYER_COLUMNS}
     for depth, (layer, (s, w, _e)) in enumerate(zip(arch.layers, arch.offsets(), strict=True)):
         cols["depth"].append(depth)
         cols["kind"].append(KIND_IDS[layer.kind])

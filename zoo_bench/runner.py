@@ -346,11 +346,11 @@ class _Runner:
             reason = _inapplicable(predictor, train, val) or (
                 f"not applicable: {problem}" if problem else None)
             # a method that cannot consume any of the group's targets (supports) is not fitted
-            reasons = ({id(j): reason for j in group} if reason
-                       else {id(j): _inapplicable(predictor, j.cell.test) for j in group})
-            if all(reasons.values()):
-                for job in group:
-                    self.finish(job, STATUS_NOT_APPLICABLE, common, error=reasons[id(job)])
+            reasons = ([reason] * len(group) if reason
+                       else [_inapplicable(predictor, j.cell.test) for j in group])
+            if all(reasons):
+                for job, why in zip(group, reasons, strict=True):
+                    self.finish(job, STATUS_NOT_APPLICABLE, common, error=why)
                 return
             reset_peak_cuda(self.torch_device)
             ctx = FitContext(seed=first.cell.seed, device=self.device, budget=budget,
