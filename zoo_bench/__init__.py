@@ -52,6 +52,11 @@ _EXPORTS: dict[str, str] = {
     "describe_predictors": "zoo_bench.predictor",
     "get_predictor": "zoo_bench.predictor",
     "register_predictor": "zoo_bench.predictor",
+    # hyperparameter bounds and search spaces, declared as data
+    "Bound": "zoo_bench.space",
+    "Choice": "zoo_bench.space",
+    "Float": "zoo_bench.space",
+    "Int": "zoo_bench.space",
     # shared torch training machinery
     "Batch": "zoo_bench.training",
     "Standardizer": "zoo_bench.training",

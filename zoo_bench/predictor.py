@@ -23,6 +23,7 @@ import numpy as np
 from zoo_bench.arch import Architecture
 from zoo_bench.errors import RegistryError, ZooBenchError
 from zoo_bench.registry import PREDICTORS, Entry, same_definition
+from zoo_bench.space import Bound, Dimension
 from zoo_bench.store import Zoo
 
 ENTRY_POINT_GROUP = PREDICTORS.group
@@ -85,6 +86,10 @@ class Predictor(abc.ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     supports_note: ClassVar[str] = "any architecture"
+    # valid values of hyperparameters (and budget keys): bad settings are refused before work
+    bounds: ClassVar[dict[str, Bound]] = {}
+    # where a tuner searches: hyperparameters and budget keys (`zoo_bench.space`)
+    search_space: ClassVar[dict[str, Dimension]] = {}
 
     def __init__(self, **hparams: Any) -> None:
         unknown = sorted(set(hparams) - set(self.defaults))
