@@ -43,8 +43,10 @@ def test_slow_tasks_get_a_line_every_period_and_fields_are_shown():
         bar.update(task, advance=1, runs="1/6 runs")
     lines = out.getvalue().splitlines()
     assert len(lines) == 4  # at the start, then at 30, 60 and 90 seconds
-    assert lines[0] == "[progress] all zoos: 0/1000 (0%) elapsed 0:00:00 eta estimating runs=0/6 runs"
-    assert lines[1] == "[progress] all zoos: 3/1000 (0%) elapsed 0:00:30 eta estimating runs=1/6 runs"
+    start = "[progress] all zoos: 0/1000 (0%) elapsed 0:00:00 eta estimating runs=0/6 runs"
+    assert lines[0] == start
+    assert lines[1] == "[progress] all zoos: 3/1000 (0%) elapsed 0:00:30 eta estimating " \
+        "runs=1/6 runs"
 
 
 def test_the_eta_follows_the_weighted_work_not_the_item_count():

@@ -20,6 +20,8 @@ COMMANDS = {
               "List the benchmark tasks; with --suite, the suite's zoos (with sizes) and..."),
     "methods": ("zoo_bench.commands.methods_cmds:methods",
                 "List the registered predictors (decorator and entry-point plug-ins)."),
+    "suites": ("zoo_bench.commands.suites_cmds:suites",
+               "List the suites with their zoos, fits, cells and estimated time from scratch."),
     "run": ("zoo_bench.commands.run_cmds:run",
             "Score methods on a suite: one stored row per (method, task, source, target,..."),
     "leaderboard": (

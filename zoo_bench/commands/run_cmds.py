@@ -184,9 +184,10 @@ def _print_plan(console: Any, suite: Any, defaulted: bool, plan: Any) -> None:
 
     from zoo_bench.plan import duration, suite_cost
 
-    where = f" ({suite.path})" if suite.path is not None else ""
-    how = " (the default: no --suite given; `zoo-bench suites` lists them)" if defaulted else ""
-    console.print(Text(f"Suite {suite.name}{where}{how}", style="bold"))
+    how = ", the default (no --suite given; `zoo-bench suites` lists all)" if defaulted else ""
+    console.print(Text(f"Suite {suite.name}{how}", style="bold"))
+    if suite.path is not None:
+        console.print(f"  from {suite.path}", markup=False, highlight=False)
     for line in plan.lines():
         console.print(line, markup=False, highlight=False)
     if suite.name != FIRST_TRY_SUITE and plan.total_seconds > FIRST_TRY_OVER_S:
