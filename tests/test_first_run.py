@@ -184,6 +184,8 @@ def test_ctrl_c_says_what_was_kept_and_that_the_same_command_resumes(tiny_home, 
     assert len(read_cells(tmp_path / "r")) == 1
 
     monkeypatch.setattr(runner._Runner, "run_group", real)
-    again = invoke(*args)
+    again = invoke("--log-file", str(tmp_path / "run.log"), *args)
     assert again.exit_code == 0, again.output
     assert "1 cells computed, 1 already stored" in again.output
+    log = (tmp_path / "run.log").read_text()  # the runner's records, in the CLI's log file
+    assert "DEBUG zoo_bench.runner: fitted statnn standard tiny-digits-ctc" in log

@@ -85,9 +85,16 @@ def exit_cleanly_on_sigterm() -> None:
 
 @click.group(cls=LazyGroup, lazy=COMMANDS)
 @click.version_option(package_name="zoo-bench", prog_name="zoo-bench")
-def main() -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False), envvar="ZOO_BENCH_LOG",
+              default=None, help="Also write every log record (DEBUG up, time-stamped) to this "
+              "file [env: ZOO_BENCH_LOG].")
+@click.option("--verbose", "-v", is_flag=True, help="Show DEBUG records on the console too.")
+def main(log_file: str | None, verbose: bool) -> None:
     """zoo-bench: predict neural network properties from weights, on standard zoos and tasks."""
+    from zoo_bench.logs import setup
+
     exit_cleanly_on_sigterm()
+    setup(log_file, verbose)
 
 
 @main.group(cls=LazyGroup, lazy=ZOO_COMMANDS)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -69,6 +70,7 @@ from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
 from zoo_bench.training import resolve_device
 
+logger = logging.getLogger(__name__)
 BUDGET_KEYS = BUDGET_LIMITS
 DONE = (STATUS_OK, STATUS_NOT_APPLICABLE)
 LOG_EVERY = 30.0  # seconds between plain progress lines when stdout is not a terminal
@@ -359,7 +361,10 @@ class _Runner:
                 predictor.fit(train, val, first.cell.property, ctx)
             common.update(fit_seconds=time.perf_counter() - start, fit_shared_by=len(group),
                           n_parameters=predictor.n_parameters(), **training_outcome(predictor))
+            logger.debug("fitted %s in %.1f s (%d cells)", _label(first),
+                         common["fit_seconds"], len(group))
         except Exception as e:  # a failing method must not stop the other methods' cells
+            logger.warning("fit of %s failed: %s: %s", _label(first), type(e).__name__, e)
             for job in group:
                 self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
