@@ -90,7 +90,7 @@ def open_verified(ref: ZooRef) -> Zoo:
     if not path.is_dir():
         raise ZooMismatchError(
             f"worker {host}: zoo {ref.name} is not at {path}; the zoos must lie at the same path "
-            "on every node (a shared filesystem), see README 'Running on a cluster'"
+            "on every node (a shared filesystem), see docs/cluster.md"
         )
     key = (ref.path, ref.manifest_sha256, _state(path))
     if key in _OPENED:
