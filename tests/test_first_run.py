@@ -43,6 +43,12 @@ max_epochs = 2
 """
 
 
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path, monkeypatch):
+    """Each test starts from a cache of its own with no zoo in it."""
+    monkeypatch.setenv("ZOO_BENCH_HOME", str(tmp_path / "empty-home"))
+
+
 def invoke(*args: str) -> object:
     return CliRunner(env={"COLUMNS": "80"}).invoke(main, list(args))
 

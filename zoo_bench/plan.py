@@ -357,6 +357,7 @@ def plan_run(suite: Suite, methods: Sequence[str], tasks: Sequence[str], seeds: 
         todo = sum(z.runs or 0 for z in zoos if z.preset == preset and not z.present)
         generation[preset] = estimate_generation(preset, suite.generates[preset], todo)
     checkpoints = 1 if suite.epochs == "final" else _checkpoints(suite)
+    stored = _stored_keys(results) if methods else set()
     per_method = {}
     for method in methods:
         budget = method_budget(suite, method, overrides.get(method))
@@ -372,7 +373,7 @@ def plan_run(suite: Suite, methods: Sequence[str], tasks: Sequence[str], seeds: 
                     groups.setdefault((seed, source, kind), []).append(
                         (task_name, source, target, seed))
         for (_, source, _), cells in groups.items():
-            done = _stored(results, method, variant, cells, suite.property)
+            done = _stored(stored, method, variant, cells, suite.property)
             plan.cells += len(cells)
             plan.stored += done
             if not _fitted(predictor, archs, source, [t for _, _, t, _ in cells]):
@@ -420,16 +421,26 @@ def _predict_seconds(suite: str, method: str, budget: Mapping[str, Any]) -> floa
     return mine[0].predict_seconds if mine else 0.0
 
 
-def _stored(results: Path | None, method: str, variant: str, cells: Sequence[tuple],
-            prop: str) -> int:
-    """How many of the cells ((task, source, target, seed)) are stored in `results` as ok or
-    not applicable (whether still current is checked when the run opens the zoos)."""
-    from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, CellKey, cell_status
+def _stored_keys(results: Path | None) -> set[str]:
+    """The keys (`CellKey.digest`) of the cells stored in `results` as ok or not applicable,
+    read once (whether still current is checked when the run opens the zoos)."""
+    from zoo_bench.results import STATUS_NOT_APPLICABLE, STATUS_OK, read_cells
 
     if results is None or not Path(results).is_dir():
-        return 0
-    done = (STATUS_OK, STATUS_NOT_APPLICABLE)
-    return sum(cell_status(results, CellKey(method, *c, prop, variant)) in done for c in cells)
+        return set()
+    rows = read_cells(results)
+    if rows.empty:
+        return set()
+    done = rows["status"].isin((STATUS_OK, STATUS_NOT_APPLICABLE))
+    return set(rows.loc[done, "cell_key"])
+
+
+def _stored(keys: set[str], method: str, variant: str, cells: Sequence[tuple],
+            prop: str) -> int:
+    """How many of the cells ((task, source, target, seed)) have their key in `keys`."""
+    from zoo_bench.results import CellKey
+
+    return sum(CellKey(method, *c, prop, variant).digest in keys for c in cells)
 
 
 def suite_cost(suite: Suite) -> Plan:
