@@ -119,6 +119,20 @@ def test_estimates_rest_on_the_closest_measurement():
     assert never.seconds == 0 and not never.fitted
 
 
+def test_progress_weights_are_the_measured_cost_of_a_cell_even_when_stored():
+    """A stored cell found stale is computed again: its weight is its cost, never zero."""
+    from zoo_bench.plan import plan_run
+
+    suite = load_suite("ci")
+    plan = plan_run(suite, ["statnn", "sne"], ["standard"], [0],
+                    results=ROOT / "results" / "ci")  # every cell stored
+    assert plan.stored == plan.cells and plan.fit_seconds == 0
+    sne, statnn = plan.cell_seconds("sne"), plan.cell_seconds("statnn")
+    assert sne == pytest.approx(cost("ci", "sne") + measured("ci", "sne").predict_seconds)
+    assert sne > 10 * statnn > 0
+    assert plan.cell_seconds("a-plug-in") == pytest.approx((sne + statnn) / 2)
+
+
 def test_generation_estimates_scale_the_measured_runs():
     ci = MEASURED_GENERATION["ci"]
     table = {"families": ["ctc"], "epochs": ci.epochs}

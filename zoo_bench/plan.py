@@ -235,13 +235,15 @@ class Plan:
         return self.generation_seconds + fits
 
     def cell_seconds(self, method: str) -> float:
-        """The estimated share of one of `method`'s cells (its fits spread over its cells), for
-        a progress display weighted by cost; unmeasured methods get the mean measured share."""
-        known = {m: p.seconds / max(p.cells - p.stored, 1) for m, p in self.per_method.items()
-                 if p.seconds is not None}
-        if method in known:
+        """The estimated cost of computing one of `method`'s cells (its fits spread over its
+        cells, stored or not: a stale one is computed again), for a progress display weighted
+        by cost; an unmeasured method gets the mean of the measured ones (1 s if none is)."""
+        known = {m: (p.fits * p.fit.seconds + p.cells * p.predict_seconds) / max(p.cells, 1)
+                 for m, p in self.per_method.items() if p.fit.seconds is not None}
+        if known.get(method):
             return known[method]
-        return sum(known.values()) / len(known) if known else 1.0
+        positive = [v for v in known.values() if v > 0]
+        return sum(positive) / len(positive) if positive else 1.0
 
     def lines(self) -> list[str]:
         """The plan as plain text lines (what `zoo-bench run` prints before it starts)."""
