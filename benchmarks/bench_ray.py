@@ -2,7 +2,7 @@
 
 In one sitting, on this machine, into fresh temporary results folders:
   1. local: `zoo-bench run` in two parallel lanes (SNE | the other methods), one thread each,
-     each over all seeds (the figures in the README were taken so, before `scripts/main.sh`
+     each over all seeds (the figures in docs/cluster.md were taken so, before `scripts/main.sh`
      split its lanes into per-seed jobs on a shared queue);
   2. ray: `zoo-bench run --executor ray --ray-cpus W` (one CPU and one thread per fit);
 then Ray's cost per task: empty tasks on a warm local instance, and the run's own overhead

@@ -51,7 +51,7 @@ LOG_EPS = 0.01  # floor of the log-magnitude feature; scaled values are of order
 
 @dataclass(frozen=True)
 class SNEConfig:
-    """The encoder's shape and its ablation switches (see the README section on SNE)."""
+    """The encoder's shape and its ablation switches (see docs/methods/sne.md)."""
 
     dim: int = 16
     heads: int = 1

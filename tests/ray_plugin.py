@@ -4,6 +4,7 @@ a plug-in that is not installed on the nodes reaches them through Ray's runtime 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,12 +19,15 @@ class SlowMean(Predictor):
     """Predicts a network's mean weight; its fit writes `<marks>/<pid>-<n>` holding its torch
     thread count, then sleeps `sleep` s (so a test can find the worker and kill it mid-fit).
     With `gate` (a folder), only the first fit of all proceeds: every later one waits until
-    `<gate>/open` exists, so a test can interrupt a run that cannot have finished."""
+    `<gate>/open` exists, so a test can interrupt a run that cannot have finished. With `say`,
+    its fit logs that text as a warning."""
 
-    defaults = {"sleep": 0.0, "marks": "", "gate": ""}
+    defaults = {"sleep": 0.0, "marks": "", "gate": "", "say": ""}
 
     def fit(self, train, val, target, ctx):
         h = self.hparams()
+        if h["say"]:  # a log record from inside the fit (on a Ray worker: forwarded)
+            logging.getLogger(__name__).warning("%s", h["say"])
         if h["marks"]:
             marks = Path(h["marks"])
             n = len(list(marks.glob(f"{os.getpid()}-*")))

@@ -1,5 +1,5 @@
-"""README's "Add your own predictor" runs verbatim: its python blocks, in order, in a fresh
-interpreter, on a zoo called ci-digits-ctc in a temporary ZOO_BENCH_HOME."""
+"""docs/plugins.md's "A predictor in a few lines" runs verbatim: its python blocks, in order, in
+a fresh interpreter, on a zoo called ci-digits-ctc in a temporary ZOO_BENCH_HOME."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import numpy as np
 from zoo_bench import ZooWriter
 from zoo_bench.families import ctc
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-HEADING = "## Add your own predictor"
+README = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+HEADING = "## A predictor in a few lines"
 
 
 def section_blocks(text: str, heading: str, lang: str = "python") -> list[str]:
@@ -46,7 +46,7 @@ def write_ci_like_zoo(path: Path, runs: int = 20) -> None:
 
 def test_readme_has_the_section_and_its_first_block_registers_a_predictor():
     blocks = section_blocks(README.read_text(), HEADING)
-    assert blocks, f"README.md has no ```python block under {HEADING!r}"
+    assert blocks, f"docs/plugins.md has no ```python block under {HEADING!r}"
     assert "register_predictor" in blocks[0] and ".fit(" in blocks[0] and ".predict(" in blocks[0]
 
 

@@ -1,6 +1,7 @@
-"""README's outside route, verbatim and offline: pip-install the example plug-in package from
-tests/plugin_example, run it with --set on a suite file that extends ci with only its own method
-and one [generate] table, and find its row in the leaderboard."""
+"""docs/plugins.md's own package, verbatim and offline: the files it shows are the example
+plug-in package's (tests/plugin_example); pip-install it, run it with --set on a suite file that
+extends ci with only its own method and one [generate] table, and find its row in the
+leaderboard."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from conftest import HANG_SECONDS
 from test_plugin_example import section_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-HEADING = "## Add your own predictor"
+README = ROOT / "docs" / "plugins.md"
+HEADING = "## Your own package, complete"
 PACKAGE = ROOT / "tests" / "plugin_example"
 
 
@@ -31,9 +32,16 @@ def test_the_example_package_imports_only_top_level_zoo_bench_names():
             assert not any(a.name.startswith("zoo_bench.") for a in node.names)
 
 
+def test_the_guide_shows_the_example_packages_files_whole():
+    text = README.read_text()
+    assert (PACKAGE / "pyproject.toml").read_text() in section_blocks(text, HEADING, "toml")
+    module = (PACKAGE / "zb_example_plugin" / "__init__.py").read_text()
+    assert module in section_blocks(text, HEADING, "python")
+
+
 def test_readme_outside_route_runs_verbatim(tmp_path):
-    """Each README command runs as written, in a fresh folder; pip installs into a target folder
-    (PIP_TARGET) on PYTHONPATH instead of the shared venv, from the local sources only."""
+    """Each command of the guide runs as written, in a fresh folder; pip installs into a target
+    folder (PIP_TARGET) on PYTHONPATH instead of the shared venv, from the local sources only."""
     suite_file = next(b for b in section_blocks(README.read_text(), HEADING, "toml")
                       if b.startswith("# my-suite.toml"))
     (commands,) = section_blocks(README.read_text(), HEADING, "bash")

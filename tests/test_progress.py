@@ -27,8 +27,9 @@ def test_a_log_file_gets_plain_lines_every_tenth_and_at_the_end():
             clock.now += 2.0
             bar.advance(task, 1)
     lines = out.getvalue().splitlines()
-    assert len(lines) == 10  # 10 %, 20 %, ... 100 %, once each
-    assert lines[0] == "[progress] cells: 5/50 (10%) elapsed 0:00:10 eta 0:01:30"
+    assert len(lines) == 11  # at the start, then 10 %, 20 %, ... 100 %, once each
+    assert lines[0] == "[progress] cells: 0/50 (0%) elapsed 0:00:00 eta estimating"
+    assert lines[1] == "[progress] cells: 5/50 (10%) elapsed 0:00:10 eta 0:01:30"
     assert lines[-1] == "[progress] cells: 50/50 (100%) elapsed 0:01:40"
     assert "\x1b" not in out.getvalue() and "…" not in out.getvalue()
 
@@ -41,9 +42,32 @@ def test_slow_tasks_get_a_line_every_period_and_fields_are_shown():
         clock.now += 10.0
         bar.update(task, advance=1, runs="1/6 runs")
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3  # at 30, 60 and 90 seconds
-    assert lines[0].startswith("[progress] all zoos: 3/1000 (0%) elapsed 0:00:30 eta ")
-    assert lines[0].endswith("runs=1/6 runs")
+    assert len(lines) == 4  # at the start, then at 30, 60 and 90 seconds
+    start = "[progress] all zoos: 0/1000 (0%) elapsed 0:00:00 eta estimating runs=0/6 runs"
+    assert lines[0] == start
+    assert lines[1] == "[progress] all zoos: 3/1000 (0%) elapsed 0:00:30 eta estimating " \
+        "runs=1/6 runs"
+
+
+def test_the_eta_follows_the_weighted_work_not_the_item_count():
+    """Ten cells whose first two are cheap (2 s fits) and the rest dear: counted by cells the
+    eta after the cheap ones would say seconds; weighted by their measured cost it says what is
+    left, and it stays put while the work goes at the measured pace."""
+    out, clock = io.StringIO(), Clock()
+    costs = [2.0, 2.0] + [100.0] * 8
+    total, done = sum(costs), 0.0
+    with PlainProgress(out, every_s=1e9, every_frac=0.1, clock=clock) as bar:
+        task = bar.add_task("cells", total=len(costs))
+        for cost in costs:
+            clock.now += cost
+            done += cost
+            bar.update(task, advance=1, work=done / total)
+    lines = out.getvalue().splitlines()
+    assert lines[2].endswith("eta estimating")  # 4 s of 804 done: under 5 % of the work
+    h_m_s = [line.split(" eta ")[1].split(":") for line in lines[3:-1]]
+    left = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in h_m_s]
+    assert all(abs(a - b) <= 1 for a, b in zip(left, range(700, 0, -100), strict=True)), left
+    assert "work=" not in out.getvalue()
 
 
 def test_byte_amounts_read_as_sizes():

@@ -8,6 +8,7 @@ missing Ray is a failure (CI installs it: scripts/env.sh).
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -93,6 +94,18 @@ def test_a_ci_slice_through_ray_gives_the_local_rows(ci_zoos, local_ray, tmp_pat
     assert rows["run_id"].nunique() == 1 and rows["cell_key"].is_unique
     again = run_jobs(jobs, tmp_path / "ray", executor=RayExecutor(), **kw)
     assert len(again.skipped) == len(jobs) and not again.computed  # resume as with local
+
+
+def test_a_workers_log_records_reach_the_drivers_handlers(toy, local_ray, tmp_path, caplog):
+    jobs = plan_jobs(toy, ["ray-slow"], ["standard"], [0], "test_accuracy")
+    with caplog.at_level(logging.INFO):
+        report = run_jobs(jobs, tmp_path / "r", device="cpu", progress=False, evaluator=FAST,
+                          budgets={"ray-slow": {"say": "hello from a worker"}},
+                          executor=RayExecutor())
+    assert not report.errors
+    said = [r for r in caplog.records if r.getMessage().endswith("] hello from a worker")]
+    assert len(said) == len(toy)  # one record per fit, each sent back by its Ray task
+    assert all(r.name == "ray_plugin" and "pid" in r.getMessage() for r in said)
 
 
 def test_a_worker_seeing_other_zoo_bytes_fails_clearly(toy, local_ray, tmp_path):

@@ -1,14 +1,16 @@
-"""The README's examples run as written: every Python block, verbatim, on small generated zoos,
-and every command it shows is at least invoked.
+"""The documentation's examples run as written: README.md, every page under docs/ and every
+results README. Each file's Python blocks run verbatim on small generated zoos, and every command
+shown is at least invoked.
 
 Blocks are found generically (other sections change), so a new example is tested as soon as it
-is written. Python blocks run in order in one fresh interpreter (later blocks use names from
-earlier ones, as a reader would run them), with `ZOO_BENCH_HOME` pointing at a cache that holds
-small zoos under the names the README uses. Commands: `zoo-bench ...` lines run for real where
-they are quick and offline (`tasks`, `methods`, `zoo list`, `--help`); anything that needs
-hours, a network, an argument placeholder (NAME, SRC ...) or writes into the checkout is called
-with `--help` instead, which still fails for a subcommand or option that does not exist.
-`python benchmarks/...` lines are called with `--help`; `bash scripts/...` files must exist.
+is written. A file's Python blocks run in order in one fresh interpreter (later blocks use names
+from earlier ones, as a reader would run them), with `ZOO_BENCH_HOME` pointing at a cache that
+holds small zoos under the names the docs use. Commands: `zoo-bench ...` lines run for real where
+they are quick and offline (`tasks`, `methods`, `suites`, `zoo list`, `--help`, a `run` with
+`--dry-run`); anything that needs hours, a network, an argument placeholder (NAME, SRC ...) or
+writes into the checkout is called with `--help` instead, which still fails for a subcommand or
+option that does not exist. `python benchmarks/...` lines are called with `--help`;
+`bash scripts/...` and `python scripts/...` files must exist.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from zoo_bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-RUN_FOR_REAL = {("tasks",), ("methods",), ("zoo", "list"), ()}  # quick, offline, read-only
+# Every page whose examples are tested: the README, docs/ (new pages included as they come) and
+# the results READMEs.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+         *sorted((ROOT / "results").glob("README.md")),
+         *sorted((ROOT / "results").glob("*/README.md"))]
+TEXTS = {p.relative_to(ROOT).as_posix(): p.read_text() for p in PAGES}
+RUN_FOR_REAL = {("tasks",), ("methods",), ("suites",), ("zoo", "list"), ()}  # quick, offline
+DRY = ("--dry-run", "--plan")  # a run that only prints its plan: quick, writes nothing
 
 
 def python_blocks(text: str) -> list[str]:
@@ -80,7 +89,8 @@ def cli_invocation(line: str) -> tuple[list[str], bool]:
             break
         path.append(t)
     group = path[:1] if path[:1] != ["zoo"] else path[:2]
-    real = (tuple(group) in RUN_FOR_REAL and tuple(path) == tuple(group)
+    quick = tuple(group) in RUN_FOR_REAL or (group == ["run"] and any(d in tokens for d in DRY))
+    real = (quick and tuple(path) == tuple(group)
             and not any(is_placeholder(t) and not t.startswith("-") for t in tokens)
             and "[" not in line)
     return (tokens if real else [*group, "--help"]), real
@@ -99,18 +109,33 @@ def readme_home(tmp_path_factory) -> Path:
     return home
 
 
-def test_the_readme_has_examples_to_run():
-    assert len(python_blocks(README)) >= 2
-    assert any(c.startswith("zoo-bench zoo generate") for c in command_lines(README))
+def test_the_docs_have_examples_to_run():
+    assert any(c.startswith("zoo-bench run") for c in command_lines(README))
+    assert len(python_blocks(TEXTS["docs/plugins.md"])) >= 2
+    assert any(c.startswith("zoo-bench zoo generate") for c in command_lines(TEXTS["docs/zoos.md"]))
 
 
-def test_every_python_block_runs_verbatim_in_order(readme_home, tmp_path):
-    blocks = python_blocks(README)
+GUIDES = ("running", "suites", "zoos", "plugins", "cluster", "benchmarks", "testing", "design")
+
+
+def test_the_readme_stays_short_and_links_the_guides():
+    """Pages other branches add are linked when they land (the README's list has a place)."""
+    assert len(README.splitlines()) <= 300
+    for name in GUIDES:
+        assert f"(docs/{name}.md)" in README, f"README.md does not link docs/{name}.md"
+
+
+WITH_PYTHON = [page for page, text in TEXTS.items() if python_blocks(text)]
+
+
+@pytest.mark.parametrize("page", WITH_PYTHON)
+def test_every_python_block_runs_verbatim_in_order(page, readme_home, tmp_path):
+    blocks = python_blocks(TEXTS[page])
     script = ["import sys, traceback"]
     for k, block in enumerate(blocks):
         script += [
             f"print('--- block {k}', flush=True)",
-            f"exec(compile({block!r}, 'README.md python block {k}', 'exec'), globals())",
+            f"exec(compile({block!r}, '{page} python block {k}', 'exec'), globals())",
         ]
     (tmp_path / "readme_blocks.py").write_text("\n".join(script) + "\n")
     env = {**os.environ, "ZOO_BENCH_HOME": str(readme_home), "OMP_NUM_THREADS": "1"}
@@ -120,7 +145,10 @@ def test_every_python_block_runs_verbatim_in_order(readme_home, tmp_path):
     assert f"--- block {len(blocks) - 1}" in done.stdout
 
 
-@pytest.mark.parametrize("line", [c for c in command_lines(README) if c.startswith("zoo-bench")])
+COMMANDS = list(dict.fromkeys(c for text in TEXTS.values() for c in command_lines(text)))
+
+
+@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("zoo-bench")])
 def test_every_zoo_bench_command_is_invoked(line, readme_home, monkeypatch):
     monkeypatch.setenv("ZOO_BENCH_HOME", str(readme_home))
     args, real = cli_invocation(line)
@@ -130,13 +158,13 @@ def test_every_zoo_bench_command_is_invoked(line, readme_home, monkeypatch):
         assert "Usage:" in result.output
 
 
-OTHER = [c for c in command_lines(README) if not c.startswith("zoo-bench")]
+OTHER = [c for c in COMMANDS if not c.startswith("zoo-bench")]
 
 
 @pytest.mark.parametrize("line", OTHER)
 def test_every_script_the_readme_names_exists_and_benchmarks_answer_help(line):
     words = shlex.split(line)
-    script = next(w for w in words if w.endswith((".py", ".sh")))
+    script = next(w for w in words if w.endswith((".py", ".sh")) or w.startswith(".ci/"))
     assert (ROOT / script).is_file(), f"{line!r}: {script} does not exist"
     if script.startswith("benchmarks/"):
         done = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True,

@@ -303,10 +303,10 @@ def test_tasks_command_lists_tasks_and_a_suites_cells(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["tasks", "--suite", "toy", "--suite-file", str(path)])
     assert result.exit_code == 0, result.output
     assert table_row(result.output, "toy-digits-ctc") == [
-        "toy-digits-ctc", "digits", "ctc", "6", "6", "present"]
-    # a zoo not generated yet: its planned size, runs x stored checkpoints (0 and 2)
-    assert table_row(result.output, "toy-mnist1d-ctc")[3:5] == ["12", "6"]
-    assert "not present" in result.output
+        "toy-digits-ctc", "digits", "ctc", "6 (6)", "present"]
+    # a zoo not generated yet: its planned size, runs x stored checkpoints (0 and 2), and runs
+    assert table_row(result.output, "toy-mnist1d-ctc")[3:5] == ["12 (6)", "planned"]
+    assert "Zoos not present are generated" in result.output
     cells = result.output.split("Cells")[-1]  # per seed, x 3 seeds
     assert table_row(cells, "standard")[1:] == ["2", "6"]
     assert table_row(cells, "cross_dataset")[1:] == ["4", "12"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import re
 import shutil
@@ -35,7 +36,6 @@ from zoo_bench.download import (
     OfflineError,
     RetryPolicy,
     check_file,
-    console,
     fetch,
     remote_size,
     request_json,
@@ -46,6 +46,8 @@ from zoo_bench.importers import IMPORTERS
 from zoo_bench.paths import home
 from zoo_bench.registry import did_you_mean
 from zoo_bench.store import Zoo
+
+logger = logging.getLogger(__name__)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -405,7 +407,7 @@ def _obtain(entry: CatalogEntry, f: RemoteFile, dest: Path, pin: str, lock: Hash
         except DownloadError as e:
             errors.append(e)
             if len(f.urls) > 1:
-                console.print(f"[yellow]{e}[/]")
+                logger.warning("%s", e)
     if len(errors) == 1:
         raise type(errors[0])(f"{errors[0]}{where}") from None
     kind = OfflineError if all(isinstance(e, OfflineError) for e in errors) else DownloadError
@@ -438,7 +440,7 @@ def ensure_zoo(
             Zoo.open(zoo_dir)
             return zoo_dir
         except ZooFormatError as e:
-            console.print(f"[yellow]{zoo_dir} does not open ({e}); rebuilding it[/]")
+            logger.warning("%s does not open (%s); rebuilding it", zoo_dir, e)
     pin = (sha256 or "").lower()
     if pin and not _SHA256.match(pin):
         raise DownloadError(f"--sha256 {sha256!r} is not a sha256 (64 hex digits)")
@@ -452,7 +454,7 @@ def ensure_zoo(
     except OfflineError as e:
         raise OfflineError(f"{e} {hint}") from None
     if note:
-        console.print(note)
+        logger.info("%s", note)
     if pin and len(files) != 1:
         raise DownloadError(f"zoo {name} has {len(files)} files; --sha256 pins a single archive")
     folder = _downloads(root, name)
@@ -493,10 +495,10 @@ def ensure_zoo(
     for f, (dest, sha, _) in got.items():
         if not (pin or f.sha256 or f.md5 or lock.get(f.key)):
             lock.record(f.key, sha, dest.stat().st_size, name)
-            console.print(
-                f"No checksum is published for {f.key}: recorded its sha256 {sha} in "
-                f"{lock.path} after it unpacked and imported; later downloads are checked "
-                "against it."
+            logger.warning(
+                "No checksum is published for %s: recorded its sha256 %s in %s after it "
+                "unpacked and imported; later downloads are checked against it.",
+                f.key, sha, lock.path,
             )
     return zoo_dir
 

@@ -20,6 +20,8 @@ COMMANDS = {
               "List the benchmark tasks; with --suite, the suite's zoos (with sizes) and..."),
     "methods": ("zoo_bench.commands.methods_cmds:methods",
                 "List the registered predictors (decorator and entry-point plug-ins)."),
+    "suites": ("zoo_bench.commands.suites_cmds:suites",
+               "List the suites with their zoos, fits, cells and estimated time from scratch."),
     "run": ("zoo_bench.commands.run_cmds:run",
             "Score methods on a suite: one stored row per (method, task, source, target,..."),
     "leaderboard": (
@@ -83,9 +85,16 @@ def exit_cleanly_on_sigterm() -> None:
 
 @click.group(cls=LazyGroup, lazy=COMMANDS)
 @click.version_option(package_name="zoo-bench", prog_name="zoo-bench")
-def main() -> None:
+@click.option("--log-file", type=click.Path(dir_okay=False), envvar="ZOO_BENCH_LOG",
+              default=None, help="Also write every log record (DEBUG up, time-stamped) to this "
+              "file [env: ZOO_BENCH_LOG].")
+@click.option("--verbose", "-v", is_flag=True, help="Show DEBUG records on the console too.")
+def main(log_file: str | None, verbose: bool) -> None:
     """zoo-bench: predict neural network properties from weights, on standard zoos and tasks."""
+    from zoo_bench.logs import setup
+
     exit_cleanly_on_sigterm()
+    setup(log_file, verbose)
 
 
 @main.group(cls=LazyGroup, lazy=ZOO_COMMANDS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import time
@@ -36,7 +37,8 @@ from zoo_bench.atomic import write_text_atomic
 from zoo_bench.errors import DownloadError
 from zoo_bench.progress import PlainProgress, progress_bar
 
-console = Console(stderr=True, soft_wrap=True)
+logger = logging.getLogger(__name__)
+console = Console(stderr=True, soft_wrap=True)  # where download progress bars draw
 FAIL_AT_ONCE = (401, 403, 404, 410)
 RETRY_STATUS = (408, 425, 429)
 HASH_BLOCK = 1 << 22
@@ -180,7 +182,7 @@ def fetch(
                         f"{partial_bytes(dest)} bytes"
                     ) from None
                 wait = policy.wait(failures)
-                console.print(f"[yellow]{url}: {e}; retrying in {wait:.1f}s[/]")
+                logger.warning("%s: %s; retrying in %.1fs", url, e, wait)
                 time.sleep(wait)
     part = part_path(dest)
     _compare(dest, url, total, sha, md, sha256=sha256, md5=md5, size=size,
@@ -248,8 +250,8 @@ def _attempt(url: str, dest: Path, offset: int, policy: RetryPolicy, session: re
             total = _total_from_range(resp.headers.get("Content-Range", ""))
         elif status == 200:
             if offset:
-                console.print(f"{url}: the server sent the whole file (no Range support, or the "
-                              "file changed); starting over")
+                logger.warning("%s: the server sent the whole file (no Range support, or the "
+                               "file changed); starting over", url)
                 offset = 0
             length = resp.headers.get("Content-Length", "")
             total = int(length) if length.isdigit() else None

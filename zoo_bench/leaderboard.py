@@ -43,6 +43,7 @@ from zoo_bench.results import (
 )
 from zoo_bench.spec import Expected
 from zoo_bench.stats import aggregate, paired_comparison
+from zoo_bench.terminal import name_column
 
 COMPLETE = "complete"
 PARTIAL = "partial"
@@ -437,7 +438,7 @@ def rich_table(lb: Leaderboard) -> Table:
     table = Table(title=escape(title(lb)), caption=escape(" ".join(notes(lb)[:2])),
                   caption_justify="left")
     header = lb.board_header()
-    table.add_column(header[0], style="bold")
+    name_column(table, header[0], lb.methods, style="bold")  # names are typed: never cut
     for name in header[1:]:
         table.add_column(name, justify="right")
     for m in lb.methods:

@@ -4,8 +4,15 @@ periodic lines in a log file.
 A rich bar redraws itself with cursor codes; written to a file (as `scripts/main.sh` does when
 redirected) that leaves fragments like ``cells ━━━ 7… 0:… eta 0…`` and blank lines. Every long
 operation therefore asks `progress_bar` for its display: on a terminal it gets
-`rich.progress.Progress`; otherwise a `PlainProgress` with the same methods that prints one
-line per task every `every_s` seconds or `every_frac` of the total, and one when a task ends.
+`rich.progress.Progress`; otherwise a `PlainProgress` with the same methods that prints a line
+when a task starts, then one every `every_s` seconds or `every_frac` of the total, and one when
+it ends.
+
+The time left (`eta`) is the elapsed time scaled by the share of the work still to do, never a
+rate over the last seconds: items of unequal cost (a 2 s fit beside a 2 min one) make a short-
+window rate swing by hours. A task may carry its share of the estimated work done in the field
+`work` (0 to 1, e.g. weighted by measured fit costs); else the share of items done is used. Until
+`ETA_AFTER` of the work is done the estimate reads `estimating`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,41 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.filesize import decimal
-from rich.progress import Progress, ProgressColumn
+from rich.progress import Progress, ProgressColumn, Task
+from rich.text import Text
+
+WORK = "work"  # task field: share (0-1) of the estimated work done, for a weighted eta
+ETA_AFTER = 0.05  # share of the work done before an eta is shown (before: "estimating")
+
+
+def done_share(completed: float, total: float | None, fields: dict[str, Any]) -> float | None:
+    """The share of the work done: the `work` field when the caller weighs its items, else
+    completed / total (None without a total)."""
+    work = fields.get(WORK)
+    if work is not None:
+        return float(work)
+    return completed / total if total else None
+
+
+def eta_text(elapsed: float, completed: float, total: float | None,
+             fields: dict[str, Any]) -> str:
+    """`eta H:MM:SS` from the elapsed time and the share of work done; `eta estimating`
+    until `ETA_AFTER` of it (and at least one item) is done; "" when finished or unknown."""
+    share = done_share(completed, total, fields)
+    if share is None or share >= 1 or (total is not None and completed >= total):
+        return ""
+    if share < ETA_AFTER or completed <= 0:
+        return "eta estimating"
+    return f"eta {_clock(elapsed * (1 - share) / share)}"
+
+
+class EtaColumn(ProgressColumn):
+    """rich's time-left column by the rule of `eta_text` (weighted, steady, honest at first)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        return Text(eta_text(elapsed or 0.0, task.completed, task.total, task.fields),
+                    style="progress.remaining")
 
 
 @dataclass
@@ -44,9 +85,9 @@ class PlainTask:
 class PlainProgress:
     """A stand-in for `rich.progress.Progress` that writes plain lines, for logs and pipes.
 
-    A line for a task is written when it has advanced by `every_frac` of its total since the
-    last line, when `every_s` seconds have passed since the last line (if it advanced), and once
-    when it completes. Lines look like
+    A line for a task is written when it is added, when it has advanced by `every_frac` of its
+    total since the last line, when `every_s` seconds have passed since the last line (if it
+    advanced), and once when it completes. Lines look like
     ``[progress] cells: 36/120 (30%) elapsed 0:01:02 eta 0:02:25 runs=3/12``.
     """
 
@@ -72,6 +113,7 @@ class PlainProgress:
         task = PlainTask(tid, description, total, completed, dict(fields), now, now)
         task.last_step = self._step(task)
         self._tasks[tid] = task
+        self._show(task)  # at once, so a log shows what started (not only after `every_s`)
         return tid
 
     def advance(self, task_id: int, advance: float = 1) -> None:
@@ -153,9 +195,10 @@ class PlainProgress:
         else:
             amount = self._amount(task.completed)
         line = f"[progress] {task.description}: {amount} elapsed {_clock(elapsed)}"
-        if task.total and 0 < task.completed < task.total:
-            line += f" eta {_clock(elapsed * (task.total - task.completed) / task.completed)}"
-        extras = " ".join(f"{k}={v}" for k, v in task.fields.items() if v not in ("", None))
+        eta = eta_text(elapsed, task.completed, task.total, task.fields)
+        line += f" {eta}" if eta else ""
+        extras = " ".join(f"{k}={v}" for k, v in task.fields.items()
+                          if v not in ("", None) and k != WORK)
         print(f"{line} {extras}".rstrip(), file=self.stream, flush=True)
 
     def _amount(self, n: float) -> str:

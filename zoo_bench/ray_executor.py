@@ -28,6 +28,7 @@ import pandas as pd
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
+from zoo_bench.logs import captured, replay
 from zoo_bench.results import MethodConfig
 from zoo_bench.runner import Job, RunReport, _Runner, fit_threads
 from zoo_bench.store import Zoo
@@ -89,7 +90,7 @@ def open_verified(ref: ZooRef) -> Zoo:
     if not path.is_dir():
         raise ZooMismatchError(
             f"worker {host}: zoo {ref.name} is not at {path}; the zoos must lie at the same path "
-            "on every node (a shared filesystem), see README 'Running on a cluster'"
+            "on every node (a shared filesystem), see docs/cluster.md"
         )
     key = (ref.path, ref.manifest_sha256, _state(path))
     if key in _OPENED:
@@ -131,10 +132,12 @@ class _Collecting(_Runner):
 
 
 def fit_group(jobs: list[Job], refs: list[ZooRef], config: MethodConfig, device: str,
-              suite: str | None, evaluator: Evaluator, run_id: str) -> list[tuple]:
+              suite: str | None, evaluator: Evaluator,
+              run_id: str) -> tuple[list[tuple], list[dict]]:
     """The Ray task body: verify zoos, fit once, score each cell; returns
-    [(job index, status, row, predictions, error)] for the driver to store. Rows carry the
-    driver's `run_id` and this worker's own facts (torch version, device, memory)."""
+    [(job index, status, row, predictions, error)] for the driver to store, and the log
+    records of the fit (`zoo_bench.logs.captured`). Rows carry the driver's `run_id` and this
+    worker's own facts (torch version, device, memory)."""
     zoos = {r.name: open_verified(r) for r in refs}
     group = [_rebuild(j, zoos) for j in jobs]
     first = group[0]
@@ -143,8 +146,9 @@ def fit_group(jobs: list[Job], refs: list[ZooRef], config: MethodConfig, device:
     runner.prov = dataclasses.replace(runner.prov, run_id=run_id)
     runner.default_threads = 1
     runner.index = {j.key: i for i, j in enumerate(group)}
-    runner.run_group(group)
-    return runner.cells
+    with captured() as records:  # the worker's log records travel back with its cells
+        runner.run_group(group)
+    return runner.cells, records
 
 
 def _resources(config: MethodConfig, device: str) -> dict[str, float]:
@@ -211,7 +215,9 @@ class RayExecutor:
                          runner.suite, runner.evaluator, runner.prov.run_id)
                 pending[ref] = group
 
-            def store(group: list[Job], cells: list[tuple]) -> None:
+            def store(group: list[Job], result: tuple[list[tuple], list[dict]]) -> None:
+                cells, records = result
+                replay(records)
                 for index, st, row, preds, error in cells:
                     runner.store(group[index], st, row, preds, error)
 

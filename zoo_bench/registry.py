@@ -5,7 +5,10 @@ Each kind has one `Registry`: names registered in code (a decorator or `register
 loaded on first use, and plug-ins found through the kind's entry-point group. Every lookup of an
 unknown name fails the same way: a did-you-mean and the list of known names. Entry points are
 imported once (on the first lookup; `refresh=True` re-reads them after installing a package);
-one that fails to import is recorded with its error instead of breaking the others.
+one that fails to import is recorded with its error instead of breaking the others; when the
+module it lacks belongs to an optional extra of its distribution (`nfn` for the NFN baselines),
+the entry carries the install command instead (`pip install 'zoo-bench[nfn]'`), so what does not
+need that extra keeps working and what does says how to get it.
 
 Entry-point groups (declare them in a plug-in's pyproject.toml):
     zoo_bench.predictors   name = "pkg.module:PredictorSubclass"
@@ -20,6 +23,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,14 +42,20 @@ def did_you_mean(name: str, known: Iterable[str], n: int = 3) -> str:
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
 
 
+class MissingExtraError(RegistryError):
+    """A registered name whose module needs an optional extra that is not installed."""
+
+
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """A registered name: its object (None when it failed to load), origin and load error."""
+    """A registered name: its object (None when it failed to load), origin and load error;
+    `install` is the command that makes it loadable when an optional extra is missing."""
 
     name: str
     obj: T | None
     origin: str
     error: str = ""
+    install: str = ""
 
 
 class Registry(Generic[T]):
@@ -118,6 +128,8 @@ class Registry(Generic[T]):
         entry = entries.get(name)
         if entry is not None and entry.obj is not None:
             return entry.obj
+        if entry is not None and entry.install:
+            raise MissingExtraError(f"{self.kind} {name!r} {entry.error}: {entry.install}")
         if entry is not None:
             raise RegistryError(
                 f"{self.kind} {name!r} from {entry.origin} cannot be used: {entry.error}"
@@ -126,6 +138,10 @@ class Registry(Generic[T]):
             f"unknown {self.kind} {name!r}{did_you_mean(name, entries)} Known {self.kind}s: "
             f"{', '.join(entries) or 'none'}. {self.hint or self.default_hint()}".rstrip()
         )
+
+    def missing_extras(self) -> dict[str, Entry[T]]:
+        """The entries that need an optional extra that is not installed (name -> entry)."""
+        return {n: e for n, e in self.describe().items() if e.obj is None and e.install}
 
     def default_hint(self) -> str:
         return f"Plug-ins add {self.kind}s through the entry-point group {self.group!r}."
@@ -150,6 +166,14 @@ class Registry(Generic[T]):
     def _load_one(self, ep: metadata.EntryPoint, origin: str) -> Entry[T]:
         try:
             obj = ep.load()
+        except ModuleNotFoundError as e:
+            extra = extra_providing(ep.dist, e.name or "")
+            if extra:
+                dist, missing = ep.dist.name, (e.name or "").split(".")[0]  # type: ignore
+                return Entry(ep.name, None, origin,
+                             f"needs the optional extra {extra!r}, which is not installed "
+                             f"(no module {missing!r})", f"pip install '{dist}[{extra}]'")
+            return Entry(ep.name, None, origin, f"import failed: {type(e).__name__}: {e}")
         except Exception as e:  # a broken plug-in must not break the others
             return Entry(ep.name, None, origin, f"import failed: {type(e).__name__}: {e}")
         error = self._check(ep.name, obj)
@@ -160,6 +184,27 @@ class Registry(Generic[T]):
             return Entry(ep.name, None, origin, f"name taken by {code.origin}")
         self._adopt(ep.name, obj)
         return Entry(ep.name, obj, origin)
+
+
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+_EXTRA_MARKER = re.compile(r"extra\s*==\s*[\"']([^\"']+)[\"']")
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def extra_providing(dist: metadata.Distribution | None, module: str) -> str:
+    """The optional extra of `dist` whose requirements include the (missing) top-level module
+    `module` ("" when none does: then the import failure is a plain error)."""
+    if dist is None or not module:
+        return ""
+    wanted = _normal(module.split(".")[0])
+    for req in dist.requires or ():
+        name, extra = _REQUIREMENT.match(req), _EXTRA_MARKER.search(req)
+        if name and extra and _normal(name[1]) == wanted:
+            return extra[1]
+    return ""
 
 
 def same_definition(a: Any, b: Any) -> bool:

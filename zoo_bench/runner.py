@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,13 +39,12 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from zoo_bench.errors import ZooBenchError
 from zoo_bench.evaluator import Evaluator
 from zoo_bench.predictor import Budget, FitContext, Predictor, available_predictors, get_predictor
-from zoo_bench.progress import progress_bar
+from zoo_bench.progress import EtaColumn, progress_bar
 from zoo_bench.provenance import RunProvenance, now, peak_cuda_mb, peak_rss_mb, reset_peak_cuda
 from zoo_bench.results import (
     STATUS_ERROR,
@@ -70,6 +70,7 @@ from zoo_bench.suite import Suite, ensure_zoos, method_budget, variant_label
 from zoo_bench.tasks import Cell, get_task
 from zoo_bench.training import resolve_device
 
+logger = logging.getLogger(__name__)
 BUDGET_KEYS = BUDGET_LIMITS
 DONE = (STATUS_OK, STATUS_NOT_APPLICABLE)
 LOG_EVERY = 30.0  # seconds between plain progress lines when stdout is not a terminal
@@ -360,7 +361,10 @@ class _Runner:
                 predictor.fit(train, val, first.cell.property, ctx)
             common.update(fit_seconds=time.perf_counter() - start, fit_shared_by=len(group),
                           n_parameters=predictor.n_parameters(), **training_outcome(predictor))
+            logger.debug("fitted %s in %.1f s (%d cells)", _label(first),
+                         common["fit_seconds"], len(group))
         except Exception as e:  # a failing method must not stop the other methods' cells
+            logger.warning("fit of %s failed: %s: %s", _label(first), type(e).__name__, e)
             for job in group:
                 self.finish(job, STATUS_ERROR, common, error=_error_text(e))
             return
@@ -434,6 +438,7 @@ def run_jobs(
     console: Console | None = None,
     log_every: float = LOG_EVERY,
     executor: Executor | None = None,
+    cost: Callable[[Job], float] | None = None,
 ) -> RunReport:
     """Compute and store the jobs' cells (see the module docstring); returns what happened.
 
@@ -441,6 +446,8 @@ def run_jobs(
     `[budgets.default]`); each job's overrides go on top. Progress: a live bar on a terminal,
     plain periodic lines otherwise (a log file). `executor` runs the fit groups elsewhere (e.g.
     `zoo_bench.ray_executor.RayExecutor`); by default they are fitted one after another here.
+    `cost(job)`: the job's estimated seconds (e.g. `zoo_bench.plan.Plan.cell_seconds`), so the
+    time left weighs cells by cost instead of counting them.
     """
     results = Path(results)
     report = RunReport(results, [j.key for j in jobs])
@@ -452,14 +459,18 @@ def run_jobs(
     live = progress and console.is_terminal and not console.is_dumb_terminal
     bar = progress_bar(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TimeElapsedColumn(), EtaColumn(),
         TextColumn("{task.fields[cell]}"), console=console, every_s=log_every,
     ) if progress else Progress(disable=True)
+    weight = cost or (lambda job: 1.0)
+    work = {"total": sum(weight(j) for j in todo) or 1.0, "done": 0.0}
     with bar:
         task = bar.add_task("cells", total=len(todo), cell="")
 
         def advance(job: Job, status: str) -> None:
-            bar.update(task, advance=1, cell=f"{_label(job)}: {status}")
+            work["done"] += weight(job)
+            bar.update(task, advance=1, cell=f"{_label(job)}: {status}",
+                       work=min(work["done"] / work["total"], 1.0))
 
         runner = _Runner(results, device, configs, suite_name, evaluator or Evaluator(),
                          live, report, advance)

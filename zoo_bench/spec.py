@@ -4,7 +4,7 @@ This module reads benchmark.toml (or a private suite file) and nothing else: no 
 generation, no zoo I/O. Orchestration (`zoo_bench.suite`: getting or generating zoos, checking
 names against the registries) and reporting (`zoo_bench.leaderboard`) read what it returns.
 
-File format (see README, "Suites and suite files"):
+File format (see docs/suites.md, "Suites and suite files"):
     [generate.<preset>]        a zoo population `zoo-bench zoo generate --preset` makes
     [suites.<name>]            zoos, tasks, methods, seeds, property, epochs, extends, version,
                                targets_only, pairs_with

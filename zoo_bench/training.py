@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import abc
 import copy
+import logging
 import math
 import random
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,6 +29,8 @@ from zoo_bench.arch import Architecture
 from zoo_bench.evaluator import kendall_tau
 from zoo_bench.predictor import Budget, FitContext, Predictor, PredictorError
 from zoo_bench.store import Zoo
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "Batch", "Budget", "FitContext", "Standardizer", "TorchPredictor", "TrainConfig",
@@ -321,10 +323,9 @@ def train_model(
                 break
     degenerate = best[1] == 0
     if degenerate:  # no state passed the spread rule: keep the last one rather than pick by noise
-        warnings.warn(
-            f"fit {target}: no epoch's validation predictions reached {config.min_spread} x the "
-            "targets' spread; keeping the last state (train longer or check the inputs)",
-            stacklevel=2,
+        logger.warning(
+            "fit %s: no epoch's validation predictions reached %s x the targets' spread; "
+            "keeping the last state (train longer or check the inputs)", target, config.min_spread,
         )
         best = ((history[-1]["val_tau"], -history[-1]["val_mse"]), len(history), None)
         best_step = steps

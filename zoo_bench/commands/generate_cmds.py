@@ -38,7 +38,7 @@ from zoo_bench.store import Zoo
 @click.option("--executor", type=click.Choice(("local", "ray")), default="local",
               show_default=True,
               help="local: worker processes here; ray: each group of runs as a Ray task (needs "
-              "pip install 'zoo-bench[ray]'; see README 'Running on a cluster').")
+              "pip install 'zoo-bench[ray]'; see docs/cluster.md).")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --executor ray: join the Ray cluster at ADDR instead of starting a "
               "local Ray instance.")

@@ -8,14 +8,13 @@ import click
 
 
 @click.command("methods")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of the blocks.")
 def methods(as_json: bool) -> None:
     """List the registered predictors (decorator and entry-point plug-ins)."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
     from zoo_bench.predictor import ENTRY_POINT_GROUP, describe_predictors
+    from zoo_bench.terminal import block, make_console
 
     infos = describe_predictors()
     rows = [
@@ -27,22 +26,32 @@ def methods(as_json: bool) -> None:
             "defaults": dict(info.obj.defaults) if info.obj is not None else {},
             "version": str(getattr(info.obj, "version", "1")) if info.obj is not None else "",
             "error": info.error,
+            "install": info.install,
         }
         for info in infos.values()
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    console = Console(highlight=False, soft_wrap=True)
-    table = Table(title="Predictors", title_justify="left")
-    for col in ("name", "class", "from", "architectures", "hyperparameters (--set KEY=VALUE)"):
-        table.add_column(col)
+    out = make_console()
+    out.print(Text("Predictors", style="bold underline"),
+              Text(" (one block each; the name is what -m/--method takes)", style="dim"))
     for row in rows:
-        supports = escape(row["supports"]) or f"[red]unusable: {escape(row['error'])}[/]"
-        table.add_row(escape(row["name"]), escape(row["class"]), escape(row["origin"]), supports,
-                      escape(", ".join(f"{k}={v!r}" for k, v in row["defaults"].items())))
-    console.print(table)
-    console.print(
-        f"Add one with @zoo_bench.register_predictor(\"name\") or the entry-point group "
-        f"{ENTRY_POINT_GROUP!r}; see README, 'Add your own predictor'."
+        title = Text(row["name"], style="bold")
+        if row["class"]:
+            title.append(f"  {row['class']}, version {row['version']}", style="dim")
+        if row["install"]:
+            lines = [("unusable", f"{row['error']}. Install it: {row['install']}")]
+        elif row["error"]:
+            lines = [("unusable", row["error"])]
+        else:
+            lines = [("architectures", row["supports"])]
+        lines.append(("from", row["origin"]))
+        if row["defaults"]:
+            lines.append(("hyperparameters (--set KEY=VALUE)",
+                          ", ".join(f"{k}={v!r}" for k, v in row["defaults"].items())))
+        out.print(block(title, lines))
+    out.print(
+        "Add one with @zoo_bench.register_predictor(\"name\") or the entry-point group "
+        f"{ENTRY_POINT_GROUP!r}; see docs/plugins.md."
     )

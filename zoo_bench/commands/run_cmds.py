@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,10 +77,13 @@ def results_folder(results: Path | None, suite: str) -> Path:
 @click.option("--bootstrap-iters", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Bootstrap resamples for each cell's Kendall tau interval.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
+@click.option("--dry-run", "--plan", "dry_run", is_flag=True,
+              help="Print the plan (zoos, fits, cells, estimated time) and stop: nothing is "
+              "generated, downloaded or fitted.")
 @click.option("--executor", type=click.Choice(("local", "ray")), default="local",
               show_default=True,
               help="local: fit here, one group after another; ray: each fit as a Ray task "
-              "(needs pip install 'zoo-bench[ray]'; see README 'Running on a cluster').")
+              "(needs pip install 'zoo-bench[ray]'; see docs/cluster.md).")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --executor ray: join the Ray cluster at ADDR (e.g. auto or "
               "head-node:6379) instead of starting a local Ray instance.")
@@ -88,36 +92,39 @@ def results_folder(results: Path | None, suite: str) -> Path:
               "(default: all cores).")
 def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None,
         suite_file: Path | None, sets: tuple[str, ...], seeds: str | None, device: str,
-        results: Path | None, overwrite: str, bootstrap_iters: int, quiet: bool,
+        results: Path | None, overwrite: str, bootstrap_iters: int, quiet: bool, dry_run: bool,
         executor: str, address: str | None, ray_cpus: int | None) -> None:
     """Score methods on a suite: one stored row per (method, task, source, target, seed).
 
-    Zoos the suite needs are generated or downloaded first. Each finished cell is written at
-    once, so an interrupted run loses only the cells in flight; run it again to finish. A
-    method the suite does not list runs with the suite's `[budgets.default]` (else its own
-    defaults); with --set the run is a variant, stored beside the default configuration.
+    It first prints the plan: the suite, the zoos to generate, the fits and cells, and an
+    estimate of the time from measured costs (--dry-run stops there). Zoos the suite needs are
+    generated or downloaded first. Each finished cell is written at once, so an interrupted run
+    loses only the cells in flight; run the same command again to finish. A method the suite
+    does not list runs with the suite's `[budgets.default]` (else its own defaults); with --set
+    the run is a variant, stored beside the default configuration. A suite method whose
+    optional extra is not installed is skipped, with the command that installs it.
     """
-    from rich.console import Console
-
     from zoo_bench.evaluator import Evaluator
     from zoo_bench.leaderboard import build_leaderboard, rich_table
+    from zoo_bench.plan import plan_run
     from zoo_bench.results import read_cells
     from zoo_bench.runner import expected_cells, run_jobs, suite_configs, suite_jobs
     from zoo_bench.suite import load_suite, parse_overrides
     from zoo_bench.tasks import get_task
+    from zoo_bench.terminal import Fitted, make_console
 
-    console = Console()
+    console = make_console()
     if executor == "local" and (address is not None or ray_cpus is not None):
         raise click.UsageError("--address and --ray-cpus need --executor ray")
     try:
         runs_on = None
-        if executor == "ray":
+        if executor == "ray" and not dry_run:
             from zoo_bench.ray_executor import RayExecutor
 
             runs_on = RayExecutor(address=address, num_cpus=ray_cpus)
         suite = load_suite(_default_suite(suite_name, suite_file), suite_file)
         results = results_folder(results, suite.name)
-        chosen_methods = parse_names(methods, suite.methods)
+        chosen_methods = _installed(parse_names(methods, suite.methods), methods, console)
         chosen_tasks = parse_names(tasks, suite.tasks)
         for t in chosen_tasks:
             get_task(t)
@@ -125,19 +132,33 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
         chosen_seeds = parse_seeds(seeds) if seeds else suite.seeds
         for m in chosen_methods:
             _check_method(m, suite, overrides.get(m, {}))
-        jobs = suite_jobs(suite, chosen_methods, chosen_tasks, chosen_seeds, progress=not quiet,
-                          overrides=overrides)
-        report = run_jobs(
-            jobs, results, device=device, overwrite=overwrite, suite=suite,
-            evaluator=Evaluator(n_boot=bootstrap_iters), progress=not quiet, console=console,
-            executor=runs_on,
-        )
+        plan = plan_run(suite, chosen_methods, chosen_tasks, chosen_seeds, overrides, results)
+        _print_plan(console, suite, suite_name is None and suite_file is None, plan)
+        if dry_run:
+            return
+        started = _utc_now()
+        jobs: list[Any] = []
+        try:
+            jobs = suite_jobs(suite, chosen_methods, chosen_tasks, chosen_seeds,
+                              progress=not quiet, overrides=overrides)
+            report = run_jobs(
+                jobs, results, device=device, overwrite=overwrite, suite=suite,
+                evaluator=Evaluator(n_boot=bootstrap_iters), progress=not quiet,
+                console=console, executor=runs_on, cost=lambda job: plan.cell_seconds(job.method),
+            )
+        except KeyboardInterrupt:
+            _interrupted(console, jobs, results, started)
+            raise SystemExit(130) from None
+        except SystemExit as e:
+            if e.code == 128 + signal.SIGTERM:
+                _interrupted(console, jobs, results, started)
+            raise
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
     rows = read_cells(results)
     summary = build_leaderboard(rows, expected_cells(jobs, suite.name),
                                 current_configs=suite_configs(suite, set(rows["method"])))
-    console.print(rich_table(summary))
+    console.print(Fitted(rich_table(summary)))
     stale = f" ({len(report.stale)} of them stale: other zoos, hyperparameters or versions)" \
         if report.stale else ""
     console.print(
@@ -150,6 +171,100 @@ def run(methods: tuple[str, ...], tasks: tuple[str, ...], suite_name: str | None
                       f"seed {key.seed}: {error.splitlines()[0]}", markup=False, highlight=False)
     if report.errors:
         raise SystemExit(1)
+
+
+FIRST_TRY_SUITE = "ci"
+FIRST_TRY_OVER_S = 30 * 60  # suggest the small suite when a run would take longer than this
+
+
+def _print_plan(console: Any, suite: Any, defaulted: bool, plan: Any) -> None:
+    """The suite (and whether it was the default), the plan with its estimate, and, for a long
+    run, the small suite to try first."""
+    from rich.text import Text
+
+    from zoo_bench.plan import duration, suite_cost
+
+    how = ", the default (no --suite given; `zoo-bench suites` lists all)" if defaulted else ""
+    console.print(Text(f"Suite {suite.name}{how}", style="bold"))
+    if suite.path is not None:
+        console.print(f"  from {suite.path}", markup=False, highlight=False)
+    for line in plan.lines():
+        console.print(line, markup=False, highlight=False)
+    if suite.name != FIRST_TRY_SUITE and plan.total_seconds > FIRST_TRY_OVER_S:
+        try:
+            from zoo_bench.suite import load_suite
+
+            small = duration(suite_cost(load_suite(FIRST_TRY_SUITE)).total_seconds)
+        except ZooBenchError:
+            return
+        console.print(f"For a first try, the small {FIRST_TRY_SUITE} suite takes about {small}: "
+                      f"zoo-bench run --suite {FIRST_TRY_SUITE}", markup=False, highlight=False)
+    console.print("Ctrl-C stops the run; the same command resumes it.", markup=False,
+                  highlight=False)
+
+
+def _installed(chosen: Sequence[str], typed: Sequence[str], console: Any) -> tuple[str, ...]:
+    """The chosen methods less the suite's whose optional extra is not installed (said once,
+    with the install command); a method named on the command line that needs one fails."""
+    from zoo_bench.registry import PREDICTORS, MissingExtraError
+
+    absent = PREDICTORS.missing_extras()
+    named = {n.strip() for v in typed for n in v.split(",")} - {"all", ""}
+    for m in chosen:
+        if m in absent and m in named:
+            raise MissingExtraError(
+                f"method {m!r} {absent[m].error}: {absent[m].install}, then run again")
+    skipped: dict[str, list[str]] = {}
+    for m in chosen:
+        if m in absent:
+            skipped.setdefault(absent[m].install, []).append(m)
+    for install, names in skipped.items():
+        console.print(
+            f"Skipping {', '.join(names)}: {'it needs' if len(names) == 1 else 'they need'} an "
+            f"optional extra that is not installed, so nothing is stored for "
+            f"{'it' if len(names) == 1 else 'them'}. Install it with {install} and run again "
+            "to add them.", markup=False, highlight=False)
+    return tuple(m for m in chosen if m not in absent)
+
+
+def _utc_now() -> Any:
+    import pandas as pd
+
+    return pd.Timestamp.now(tz="UTC")
+
+
+def _interrupted(console: Any, jobs: Sequence[Any], results: Path, started: Any) -> None:
+    """What an interrupted run kept, and that the same command resumes it."""
+    if not jobs:
+        console.print("\nInterrupted while getting the zoos: generation keeps every finished "
+                      "group of runs. Run the same command again to resume.", markup=False,
+                      highlight=False)
+        return
+    from zoo_bench.results import read_cells
+
+    planned = {j.key for j in jobs}
+    try:
+        rows = read_cells(results)
+    except Exception:  # the message matters more than the count: say what is certain
+        rows = None
+    if rows is not None and not rows.empty:
+        mine = rows[[_key_of(r) in planned for r in rows.itertuples()]]
+        new = int((mine["timestamp"] >= started).sum())
+        kept = f"{new} cells finished in this run and {len(mine)} of the {len(planned)} " \
+            f"planned are stored in {results}"
+    else:
+        kept = f"no cell of this run was finished; {results} holds nothing of it"
+    console.print(f"\nInterrupted: {kept} (each complete; the cell in flight was dropped). "
+                  "Run the same command again to resume: it computes only what is missing.",
+                  markup=False, highlight=False)
+
+
+def _key_of(row: Any) -> Any:
+    from zoo_bench.results import CellKey
+
+    variant = row.variant if isinstance(row.variant, str) else ""
+    return CellKey(row.method, row.task, row.source, row.target, int(row.seed), row.property,
+                   variant)
 
 
 def _default_suite(name: str | None, suite_file: Path | None) -> str | None:
@@ -197,6 +312,7 @@ def leaderboard(results: Path | None, suite_name: str | None, suite_file: Path |
     from zoo_bench.results import read_cells
     from zoo_bench.runner import suite_configs
     from zoo_bench.suite import current_versions, expected_for_suite
+    from zoo_bench.terminal import Fitted
 
     console = Console()
     try:
@@ -221,7 +337,7 @@ def leaderboard(results: Path | None, suite_name: str | None, suite_file: Path |
         paths = write_outputs(lb, out or results)
     except ZooBenchError as e:
         raise click.ClickException(str(e)) from None
-    console.print(rich_table(lb))
+    console.print(Fitted(rich_table(lb)))
     console.print(f"wrote {paths['markdown']} and {paths['html']}", markup=False,
                   highlight=False)
 

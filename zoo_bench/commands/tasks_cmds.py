@@ -22,13 +22,13 @@ from zoo_bench.errors import ZooBenchError
 def tasks(suite_name: str | None, suite_file: Path | None, contract: bool,
           list_seeds: bool, seeds_text: str | None) -> None:
     """List the benchmark tasks; with --suite, the suite's zoos (with sizes) and cell counts."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
     from zoo_bench.evaluator import Evaluator
     from zoo_bench.suite import load_suite
     from zoo_bench.tasks import list_tasks
+    from zoo_bench.terminal import Fitted, make_console, name_column
 
     try:
         if suite_name is None and suite_file is not None:
@@ -44,13 +44,14 @@ def tasks(suite_name: str | None, suite_file: Path | None, contract: bool,
         seeds = parse_seeds(seeds_text) if seeds_text is not None else suite.seeds
         click.echo(" ".join(str(s) for s in seeds))
         return
-    console = Console(highlight=False, soft_wrap=True)
+    console = make_console()
     table = Table(title="Tasks", title_justify="left")
-    table.add_column("task")
+    all_tasks = list_tasks()
+    name_column(table, "task", [t.name for t in all_tasks])
     table.add_column("what it scores")
-    for task in list_tasks():
+    for task in all_tasks:
         table.add_row(escape(task.name), escape(task.description))
-    console.print(table)
+    console.print(Fitted(table))
     console.print(
         "Every cell is scored by zoo_bench.Evaluator: Kendall's tau-b (headline) with a bootstrap "
         "95% interval, Spearman, R^2, MAE" + ("." if contract else " (--contract for details).")
@@ -68,6 +69,7 @@ def _show_suite(console: Any, suite: Any) -> None:
     from zoo_bench.spec import ZooInfo
     from zoo_bench.suite import present_zoos
     from zoo_bench.tasks import get_task, zoo_info
+    from zoo_bench.terminal import Fitted, name_column
 
     console.print(
         f"\nSuite [bold]{escape(suite.name)}[/] "
@@ -80,8 +82,9 @@ def _show_suite(console: Any, suite: Any) -> None:
     infos: dict[str, ZooInfo] = suite.expected_infos()
     made_by = suite.zoo_presets()
     zt = Table(title="Zoos", title_justify="left")
-    for col in ("zoo", "dataset", "family", "networks", "runs", "state"):
-        zt.add_column(col, justify="right" if col in ("networks", "runs") else "left")
+    name_column(zt, "zoo", suite.zoo_names())
+    for col in ("dataset", "family", "networks (runs)", "state"):
+        zt.add_column(col, justify="right" if col.startswith("networks") else "left")
     for name in suite.zoo_names():
         zoo = present.get(name)
         family = infos[name].family if name in infos else None
@@ -90,21 +93,22 @@ def _show_suite(console: Any, suite: Any) -> None:
         runs = suite.expected_runs(family, preset) if family is not None else None
         if zoo is not None:
             infos[name] = zoo_info(zoo)
-            size = (str(len(zoo)), str(zoo.table["run_id"].nunique()), "present")
+            size = (f"{len(zoo)} ({zoo.table['run_id'].nunique()})", "present")
         elif planned is not None:
-            size = (str(planned), str(runs), "not present (size planned by the preset)")
+            size = (f"{planned} ({runs})", "planned")
         else:
-            size = ("?", "?", "not present")
+            size = ("?", "not present")
         info = infos.get(name, ZooInfo(None, None))
         zt.add_row(*(escape(c) for c in (name, info.dataset or "?", info.family or "?", *size)))
-    console.print(zt)
+    console.print(Fitted(zt))
     ct = Table(title="Cells", title_justify="left")
-    for col in ("task", "per seed", f"x {len(suite.seeds)} seeds"):
-        ct.add_column(col, justify="left" if col == "task" else "right")
+    name_column(ct, "task", suite.tasks)
+    for col in ("per seed", f"x {len(suite.seeds)} seeds"):
+        ct.add_column(col, justify="right")
     for name in suite.tasks:
         n = len(get_task(name).scored_pairs(infos, suite.task_options()))
         ct.add_row(escape(name), str(n), str(n * len(suite.seeds)))
-    console.print(ct)
+    console.print(Fitted(ct))
     unknown = [n for n in suite.zoo_names() if n not in infos]
     if unknown:
         console.print(
@@ -112,4 +116,5 @@ def _show_suite(console: Any, suite: Any) -> None:
             + "the cell counts leave them out."
         )
     if len(present) < len(suite.zoo_names()):
-        console.print("Zoos not present are generated or downloaded when the suite runs.")
+        console.print("Zoos not present are generated or downloaded when the suite runs; "
+                      "the sizes of planned ones are the preset's.")
